@@ -1,0 +1,78 @@
+"""``run()``: load-time checks, memory set-up, then the fast path or the reference interpreter."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
+
+from .errors import BpfError, BpfExecuteError
+from .fastpath import compile_program
+from .insn import Program
+from .machine import MEM_BASE, Env, Machine
+from .memory import AddressSpace, Region
+from .opcodes import CLASS_NAMES
+from .verify import verify
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one run produced and what it did.
+
+    ``by_class``: executed instructions per class name ("alu64", "jmp", "ldx", ...);
+    ``touches``: memory accesses per (region kind, "read" | "write");
+    ``calls``: calls per kind ("helper", "kfunc", "local"); ``mem``: the mem buffer afterwards.
+    """
+
+    r0: int
+    insns: int
+    by_class: Mapping[str, int]
+    touches: Mapping[tuple[str, str], int]
+    calls: Mapping[str, int]
+    mem: bytes
+    fast: bool
+
+
+def run_detailed(program: Program, mem: bytes = b"", *, max_insns: int = 1_000_000,
+                 env: Env | None = None, fast: bool = True) -> RunResult:
+    """Run ``program`` with r1 = a writable copy of ``mem`` (0 if empty), r2 = len(mem).
+
+    ``fast=False`` forces the reference interpreter.  Raises only :class:`BpfError`.
+    """
+    env = env if env is not None else Env()
+    if not isinstance(max_insns, int) or max_insns < 0:
+        raise BpfExecuteError(f"max_insns must be a non-negative int, got {max_insns!r}")
+    if not isinstance(mem, (bytes, bytearray, memoryview)):
+        raise BpfExecuteError(f"mem must be bytes, got {type(mem).__name__}")
+    verify(program, helpers=env.helpers, kfuncs=env.kfuncs)
+    space = AddressSpace()
+    region = space.map(Region("mem", MEM_BASE, bytes(mem), kind="mem")) if len(mem) else None
+    machine = Machine(program, space, env, max_insns)
+    regs = machine.entry_registers(region.base if region else 0, len(mem))
+    compiled = compile_program(program) if fast else None
+    try:
+        if compiled is not None:
+            r0 = compiled.execute(machine, regs)
+        else:
+            r0 = machine.interpret(regs)
+    except BpfError:
+        raise
+    except RecursionError:  # pragma: no cover - nothing here recurses on program input
+        raise BpfExecuteError("recursion limit reached") from None
+    except MemoryError:  # pragma: no cover
+        raise BpfExecuteError("out of memory while running the program") from None
+    c = machine.counts
+    return RunResult(
+        r0=r0,
+        insns=c.insns,
+        by_class=MappingProxyType({CLASS_NAMES[k]: v for k, v in enumerate(c.by_class) if v}),
+        touches=MappingProxyType(dict(c.touches)),
+        calls=MappingProxyType(dict(c.calls)),
+        mem=bytes(region.data) if region else b"",
+        fast=compiled is not None,
+    )
+
+
+def run(program: Program, mem: bytes = b"", *, max_insns: int = 1_000_000, env: Env | None = None,
+        fast: bool = True) -> int:
+    """Run ``program`` and return r0 as an unsigned 64-bit int (see :func:`run_detailed`)."""
+    return run_detailed(program, mem, max_insns=max_insns, env=env, fast=fast).r0
