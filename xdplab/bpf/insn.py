@@ -327,7 +327,12 @@ def _jmp_problem(code: int, dst: int, src: int, off: int, imm: int) -> str | Non
     if operation == op.BPF_CALL:
         if cls != op.BPF_JMP:
             return f"unknown opcode {code:#04x} (call exists only in class JMP)"
-        if source == op.BPF_X:   # callx: target address in dst_reg (LLVM's encoding)
+        if source == op.BPF_X:
+            # callx: the target register in dst_reg, as GCC and LLVM >= 19 encode it
+            # (llvm-project PR 81546, "BPF: Change callx insn encoding"); LLVM <= 18 put it in imm.
+            if imm and not dst and not src and not off and 0 <= imm <= 10:
+                return ("callx with the register in imm is the LLVM <= 18 encoding; this machine "
+                        "uses dst_reg (GCC, LLVM >= 19)")
             if src or off or imm:
                 return "BPF_CALL|BPF_X uses reserved fields"
             return _reg_problem(dst)
