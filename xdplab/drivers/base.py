@@ -1,0 +1,63 @@
+"""What a driver offers the load-time pipeline.
+
+RFC v2 adds ``ndo_unroll_kfunc(prog, func_id, patch)`` to ``struct net_device_ops``
+(kernel-facts §5); the merged design has ``struct xdp_metadata_ops`` with ``xmo_*`` callbacks
+(§12.2).  A :class:`Driver` here provides both, plus the C routine it would be called for in
+the call-based designs, and the layout of its ``xdp_buff`` wrapper (``xdp_buff`` first, so
+the ctx pointer is the wrapper's address: container_of, RFC v2 cover letter).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from ..bpf.patch import BpfPatch
+from ..kernel.kfuncs import KfuncSpec
+from ..kernel.structs import XDP_BUFF, StructLayout
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..kernel.symbols import KernelFunction, KernelSymbols
+
+
+@dataclass(frozen=True)
+class UnrollContext:
+    """What ``ndo_unroll_kfunc`` may use besides the patch.
+
+    ``variant``: "fixed" or "rfc-v2-posted"; ``symbols``: where kernel routines get their call
+    ``imm``; ``unroll``: re-enter the bound driver's hook (export_to_skb nests rx_timestamp);
+    ``export_to_skb``: the kernel's generic ``xdp_metadata_export_to_skb(prog, patch)``.
+    """
+
+    variant: str
+    symbols: "KernelSymbols"
+    kfuncs: object                                   # the KfuncTable in force
+    unroll: Callable[[KfuncSpec, BpfPatch], None]
+    export_to_skb: Callable[[BpfPatch], None]
+
+
+class Driver:
+    """Base class: a driver that unrolls nothing and offers no routines."""
+
+    name = "generic"
+    wrapper: StructLayout = XDP_BUFF
+    source = ""
+
+    def unroll_kfunc(self, ctx: UnrollContext, kfunc: KfuncSpec, patch: BpfPatch) -> None:
+        """``ndo_unroll_kfunc``: append the kfunc's inline code to ``patch`` (or nothing)."""
+
+    def kfunc_routine(self, kfunc: KfuncSpec) -> "KernelFunction | None":
+        """The driver's C routine for a kfunc in the call-based designs (rfc-v1, merged)."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"<driver {self.name}>"
+
+
+def wrapper_layout(name: str, size: int, source: str, **fields: tuple[int, int]) -> StructLayout:
+    """A driver wrapper: ``struct xdp_buff xdp`` at 0, the driver's fields after it."""
+    from ..kernel.structs import layout
+    base = {f: (XDP_BUFF.fields[f].offset, XDP_BUFF.fields[f].size) for f in XDP_BUFF.fields}
+    for fname, (off, _) in fields.items():
+        if off < XDP_BUFF.size:
+            raise ValueError(f"{name}.{fname} at {off} overlaps the xdp_buff at 0..{XDP_BUFF.size}")
+    return layout(name, size, source, **base, **fields)

@@ -1,0 +1,101 @@
+"""veth: the RFC's software example (RFC v2 patches 03/14 and 04/14).
+
+- ``struct veth_xdp_buff { struct xdp_buff xdp; struct sk_buff *skb; }`` (03/14): ``skb`` at
+  56 (confirmed by the PATCH v1 disassembly ``r5 = *(u64 *)(r1 +56)``), NULL on the
+  xdp_frame path (veth_xdp_rcv_one), the skb on the skb path (veth_xdp_rcv_skb).
+- 04/14 stamps every skb-path packet with ``__net_timestamp(skb)`` (CLOCK_REALTIME, taken in
+  NAPI poll after the ptr_ring hop: a software stamp, not a wire time).
+- ``veth_unroll_kfunc``: RX_TIMESTAMP_SUPPORTED -> ``r0 = 1``; RX_TIMESTAMP -> 5 instructions
+  using R5 and R0 (load wrapper->skb; NULL -> 0; else skb->tstamp at +32);
+  EXPORT_TO_SKB -> the kernel's ``xdp_metadata_export_to_skb``.
+- Merged 6.3 ``veth_xdp_rx_timestamp`` / ``veth_xdp_rx_hash`` (kernel-facts §12.3):
+  no skb -> -ENODATA; else skb_hwtstamps(skb)->hwtstamp, and skb_get_hash with
+  rss_type = L4_ANY if skb->l4_hash else NONE.
+"""
+from __future__ import annotations
+
+from ..bpf import builders as B
+from ..bpf import opcodes as op
+from ..bpf.patch import BpfPatch
+from ..kernel import errno_ret
+from ..kernel.kfuncs import XDP_RSS_TYPE_L4_ANY, XDP_RSS_TYPE_NONE, KfuncSpec
+from ..kernel.structs import SK_BUFF, layout
+from ..kernel.symbols import KernelFunction
+from ..kernel.uapi import ENODATA
+from .base import Driver, UnrollContext, wrapper_layout
+
+VETH_XDP_BUFF = wrapper_layout("veth_xdp_buff", 64, "RFC v2 03/14 drivers/net/veth.c", skb=(56, 8))
+
+# What the merged veth callbacks read beyond skb->tstamp.  MODEL offsets: these live in
+# struct sk_buff / skb_shared_info at config-dependent places; only their meaning matters.
+SKB_MODEL = layout("sk_buff (model)", 232, "MODEL offsets for skb->hash, l4_hash and "
+                   "skb_hwtstamps(skb)->hwtstamp", tstamp=(32, 8), hash=(0x94, 4),
+                   l4_hash=(0x98, 1), hwtstamp=(0xA0, 8))
+assert SKB_MODEL.offsetof("tstamp") == SK_BUFF.offsetof("tstamp")
+
+
+def _skb_of(cctx, wrapper: int) -> int:  # type: ignore[no-untyped-def]
+    return cctx.read(wrapper + VETH_XDP_BUFF.offsetof("skb"), 8)
+
+
+def _v1_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+    """veth's rx_timestamp as a C routine (the call designs): skb ? skb->tstamp : 0."""
+    skb = _skb_of(cctx, r1)
+    return cctx.read(skb + SK_BUFF.offsetof("tstamp"), 8) if skb else 0
+
+
+def _v1_supported(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+    return 1
+
+
+def _xmo_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+    """veth_xdp_rx_timestamp (6.3): -ENODATA without an skb, else the skb's HW stamp."""
+    skb = _skb_of(cctx, r1)
+    if not skb:
+        return errno_ret(ENODATA)
+    cctx.write(r2, 8, cctx.read(skb + SKB_MODEL.offsetof("hwtstamp"), 8))
+    return 0
+
+
+def _xmo_rx_hash(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+    """veth_xdp_rx_hash (6.3 + rss_type): skb_get_hash, L4_ANY if l4_hash."""
+    skb = _skb_of(cctx, r1)
+    if not skb:
+        return errno_ret(ENODATA)
+    cctx.write(r2, 4, cctx.read(skb + SKB_MODEL.offsetof("hash"), 4))
+    l4 = cctx.read(skb + SKB_MODEL.offsetof("l4_hash"), 1)
+    cctx.write(r3, 4, XDP_RSS_TYPE_L4_ANY if l4 else XDP_RSS_TYPE_NONE)
+    return 0
+
+
+class Veth(Driver):
+    name = "veth"
+    wrapper = VETH_XDP_BUFF
+    source = "drivers/net/veth.c (RFC v2 03/14, 04/14; merged 6.3 veth_xdp_metadata_ops)"
+
+    def unroll_kfunc(self, ctx: UnrollContext, kfunc: KfuncSpec, patch: BpfPatch) -> None:
+        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
+            patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 1))
+        elif kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP":
+            patch.append(
+                B.BPF_LDX_MEM(op.BPF_DW, B.BPF_REG_5, B.BPF_REG_1, VETH_XDP_BUFF.offsetof("skb")),
+                B.BPF_JMP_IMM(op.BPF_JNE, B.BPF_REG_5, 0, 2),
+                B.BPF_MOV64_IMM(B.BPF_REG_0, 0),
+                B.BPF_JMP_A(1),
+                B.BPF_LDX_MEM(op.BPF_DW, B.BPF_REG_0, B.BPF_REG_5, SK_BUFF.offsetof("tstamp")),
+            )
+        elif kfunc.enum == "XDP_METADATA_KFUNC_EXPORT_TO_SKB":
+            ctx.export_to_skb(patch)
+
+    def kfunc_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
+        if kfunc.returns == "status":
+            if kfunc.field == "rx_timestamp":
+                return KernelFunction("veth_xdp_rx_timestamp", _xmo_rx_timestamp)
+            if kfunc.field == "rx_hash":
+                return KernelFunction("veth_xdp_rx_hash", _xmo_rx_hash)
+            return None   # rx_vlan_tag came to veth after 6.3: the generic -EOPNOTSUPP
+        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP":
+            return KernelFunction("veth_xdp_rx_timestamp", _v1_rx_timestamp)
+        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
+            return KernelFunction("veth_xdp_rx_timestamp_supported", _v1_supported)
+        return None

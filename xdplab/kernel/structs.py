@@ -1,0 +1,111 @@
+"""Kernel struct layouts (x86-64, LP64, no randstruct), as data with their sources.
+
+A :class:`StructLayout` names its fields' offsets and sizes; :class:`KernelMemory` places
+instances in the eBPF machine's address space so that unrolled code reads them exactly as
+the kernel would.  Offsets marked MODEL are config-dependent in a real kernel and chosen
+here (nothing in the RFC depends on their value).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from ..bpf.memory import DIRECT_MAP_BASE, AddressSpace, Region
+
+
+@dataclass(frozen=True)
+class Field:
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class StructLayout:
+    """A C struct: name, total size, and fields name -> (offset, size)."""
+
+    name: str
+    size: int
+    fields: Mapping[str, Field]
+    source: str
+
+    def offsetof(self, name: str) -> int:
+        try:
+            return self.fields[name].offset
+        except KeyError:
+            raise ValueError(f"struct {self.name} has no field {name!r}; fields: "
+                             f"{', '.join(self.fields)}") from None
+
+    def sizeof(self, name: str) -> int:
+        return self.fields[name].size
+
+
+def layout(name: str, size: int, source: str, **fields: tuple[int, int]) -> StructLayout:
+    return StructLayout(name, size, {k: Field(*v) for k, v in fields.items()}, source)
+
+
+# struct xdp_md (UAPI, all __u32): include/uapi/linux/bpf.h
+XDP_MD = layout("xdp_md", 24, "linux:include/uapi/linux/bpf.h struct xdp_md",
+                data=(0, 4), data_end=(4, 4), data_meta=(8, 4), ingress_ifindex=(12, 4),
+                rx_queue_index=(16, 4), egress_ifindex=(20, 4))
+
+# struct xdp_buff, 56 bytes: include/net/xdp.h (RFC era, 6.1); kernel-facts §2.
+XDP_BUFF = layout("xdp_buff", 56, "linux:include/net/xdp.h struct xdp_buff",
+                  data=(0, 8), data_end=(8, 8), data_meta=(16, 8), data_hard_start=(24, 8),
+                  rxq=(32, 8), txq=(40, 8), frame_sz=(48, 4), flags=(52, 4))
+
+# struct xdp_frame, 40 bytes, stored at data_hard_start: include/net/xdp.h; kernel-facts §2.
+XDP_FRAME = layout("xdp_frame", 40, "linux:include/net/xdp.h struct xdp_frame",
+                   data=(0, 8), len=(8, 2), headroom=(10, 2), metasize=(12, 4), mem=(16, 8),
+                   dev_rx=(24, 8), frame_sz=(32, 4), flags=(36, 4))
+
+# struct xdp_rxq_info: include/net/xdp.h: dev, queue_index, reg_state, mem, napi_id, frag_size,
+# ____cacheline_aligned (64 bytes).
+XDP_RXQ_INFO = layout("xdp_rxq_info", 64, "linux:include/net/xdp.h struct xdp_rxq_info",
+                      dev=(0, 8), queue_index=(8, 4), reg_state=(12, 4), mem=(16, 8),
+                      napi_id=(24, 4), frag_size=(28, 4))
+
+# struct xdp_txq_info: include/net/xdp.h: { struct net_device *dev; }
+XDP_TXQ_INFO = layout("xdp_txq_info", 8, "linux:include/net/xdp.h struct xdp_txq_info", dev=(0, 8))
+
+# struct net_device: only ifindex is read by BPF (xdp_convert_ctx_access). Its offset depends
+# on the kernel config (pahole); MODEL: 0x100 in a 0x900-byte struct.
+NET_DEVICE = layout("net_device", 0x900, "linux:include/linux/netdevice.h struct net_device "
+                    "(MODEL offsets: config-dependent)", ifindex=(0x100, 4))
+
+# struct sk_buff: tstamp at +32, confirmed by the PATCH v1 disassembly of veth's unroll
+# "r0 = *(u64 *)(r5 +32)" (lore 20221115030210.3159213-5-sdf, kernel-facts §2); 232 bytes in 6.1.
+SK_BUFF = layout("sk_buff", 232, "linux:include/linux/skbuff.h struct sk_buff (tstamp @32 per "
+                 "RFC PATCH v1 disassembly)", tstamp=(32, 8))
+
+
+@dataclass
+class KernelMemory:
+    """Places struct instances and buffers in an address space (the simulated kernel heap).
+
+    Addresses grow from the direct-map base; each object is its own region, so an access
+    past an object's end is caught and named.
+    """
+
+    space: AddressSpace = field(default_factory=AddressSpace)
+    next_addr: int = DIRECT_MAP_BASE + 0x100_0000
+
+    def alloc(self, name: str, size: int, *, kind: str | None = None, writable: bool = True,
+              align: int = 64) -> Region:
+        addr = (self.next_addr + align - 1) // align * align
+        self.next_addr = addr + size
+        return self.space.map(Region(name, addr, bytes(size), writable=writable, kind=kind or name))
+
+    def new(self, layout: StructLayout, name: str | None = None, *, kind: str | None = None,
+            size: int | None = None) -> Region:
+        """A zeroed instance of ``layout`` (``size`` overrides, e.g. for a driver wrapper)."""
+        return self.alloc(name or layout.name, size or layout.size, kind=kind or layout.name)
+
+    @staticmethod
+    def write(region: Region, layout: StructLayout, fieldname: str, value: int) -> None:
+        f = layout.fields[fieldname]
+        region.data[f.offset:f.offset + f.size] = (value & ((1 << (8 * f.size)) - 1)).to_bytes(f.size, "little")
+
+    @staticmethod
+    def read(region: Region, layout: StructLayout, fieldname: str) -> int:
+        f = layout.fields[fieldname]
+        return int.from_bytes(region.data[f.offset:f.offset + f.size], "little")

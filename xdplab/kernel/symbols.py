@@ -1,0 +1,57 @@
+"""Simulated kernel functions at simulated addresses, called from BPF as the kernel does.
+
+After fixup, every kernel call is ``BPF_EMIT_CALL``: ``imm = fn - __bpf_call_base``
+(linux:include/linux/filter.h BPF_CALL_IMM, kernel-facts §2).  Here a kernel function is a
+Python callable with the eBPF machine's helper signature ``fn(ctx, r1..r5) -> r0``; this
+table gives it an address and the ``imm`` that reaches it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..bpf.machine import HelperFn
+
+BPF_CALL_BASE = 0xFFFF_FFFF_8120_0000   # MODEL: the address of __bpf_call_base
+FUNC_STRIDE = 0x80
+
+
+@dataclass(frozen=True)
+class KernelFunction:
+    name: str
+    fn: HelperFn
+    doc: str = ""
+
+
+@dataclass
+class KernelSymbols:
+    """name -> address and imm; imm -> callable, for the machine's Env."""
+
+    functions: dict[str, tuple[int, KernelFunction]] = field(default_factory=dict)
+
+    def add(self, kf: KernelFunction) -> int:
+        """Register (once) and return the call imm."""
+        if kf.name in self.functions:
+            return self.functions[kf.name][0] - BPF_CALL_BASE
+        addr = BPF_CALL_BASE + FUNC_STRIDE * (len(self.functions) + 1)
+        self.functions[kf.name] = (addr, kf)
+        return addr - BPF_CALL_BASE
+
+    def imm(self, name: str) -> int:
+        return self.functions[name][0] - BPF_CALL_BASE
+
+    def name_at_imm(self, imm: int) -> str | None:
+        for name, (addr, _) in self.functions.items():
+            if addr - BPF_CALL_BASE == imm:
+                return name
+        return None
+
+    def call_table(self) -> dict[int, HelperFn]:
+        return {addr - BPF_CALL_BASE: kf.fn for addr, kf in self.functions.values()}
+
+
+def kernel_function(name: str, doc: str = "") -> Callable[[HelperFn], KernelFunction]:
+    """Decorator: turn a Python function into a named :class:`KernelFunction`."""
+    def wrap(fn: HelperFn) -> KernelFunction:
+        return KernelFunction(name, fn, doc or (fn.__doc__ or "").strip())
+    return wrap
