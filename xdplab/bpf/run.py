@@ -1,7 +1,7 @@
 """``run()``: load-time checks, memory set-up, then the fast path or the reference interpreter."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Mapping
 
@@ -38,16 +38,26 @@ def run_detailed(program: Program, mem: bytes = b"", *, max_insns: int = 1_000_0
 
     ``fast=False`` forces the reference interpreter.  Raises only :class:`BpfError`.
     """
+    if not isinstance(mem, (bytes, bytearray, memoryview)):
+        raise BpfExecuteError(f"mem must be bytes, got {type(mem).__name__}")
+    space = AddressSpace()
+    region = space.map(Region("mem", MEM_BASE, bytes(mem), kind="mem")) if len(mem) else None
+    result = run_in(program, space, region.base if region else 0, len(mem), max_insns=max_insns,
+                    env=env, fast=fast)
+    return replace(result, mem=bytes(region.data) if region else b"")
+
+
+def run_in(program: Program, space: AddressSpace, r1: int, r2: int = 0, *,
+           max_insns: int = 1_000_000, env: Env | None = None, fast: bool = True) -> RunResult:
+    """Run ``program`` in an address space the caller built (kernel structs, packets...),
+    with the given r1 and r2; a fresh 512-byte stack is mapped for the run and removed after.
+    """
     env = env if env is not None else Env()
     if not isinstance(max_insns, int) or max_insns < 0:
         raise BpfExecuteError(f"max_insns must be a non-negative int, got {max_insns!r}")
-    if not isinstance(mem, (bytes, bytearray, memoryview)):
-        raise BpfExecuteError(f"mem must be bytes, got {type(mem).__name__}")
     verify(program, helpers=env.helpers, kfuncs=env.kfuncs)
-    space = AddressSpace()
-    region = space.map(Region("mem", MEM_BASE, bytes(mem), kind="mem")) if len(mem) else None
     machine = Machine(program, space, env, max_insns)
-    regs = machine.entry_registers(region.base if region else 0, len(mem))
+    regs = machine.entry_registers(r1, r2)
     compiled = compile_program(program) if fast else None
     try:
         if compiled is not None:
@@ -60,6 +70,9 @@ def run_detailed(program: Program, mem: bytes = b"", *, max_insns: int = 1_000_0
         raise BpfExecuteError("recursion limit reached") from None
     except MemoryError:  # pragma: no cover
         raise BpfExecuteError("out of memory while running the program") from None
+    finally:
+        for region in [r for r in space.regions if r.kind == "stack"]:
+            space.unmap(region)
     c = machine.counts
     return RunResult(
         r0=r0,
@@ -67,7 +80,7 @@ def run_detailed(program: Program, mem: bytes = b"", *, max_insns: int = 1_000_0
         by_class=MappingProxyType({CLASS_NAMES[k]: v for k, v in enumerate(c.by_class) if v}),
         touches=MappingProxyType(dict(c.touches)),
         calls=MappingProxyType(dict(c.calls)),
-        mem=bytes(region.data) if region else b"",
+        mem=b"",
         fast=compiled is not None,
     )
 

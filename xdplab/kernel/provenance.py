@@ -70,7 +70,7 @@ class InsnDiff:
     def _ofmt(self, slot: int, insn: Insn) -> str:
         return self.original_formatter(slot, insn) if self.original_formatter else format_insn(insn)
 
-    def to_text(self, width: int = 44) -> str:
+    def to_text(self, width: int = 52) -> str:
         """Side by side, numbered like ``bpftool prog dump xlated``."""
         out = []
         if self.title:
