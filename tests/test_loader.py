@@ -231,3 +231,41 @@ def test_diff_provenance_covers_every_original_instruction():
     assert html.count('data-pass="unroll:veth"') == 5 and html.count("<tr") == len(loaded.xlated) + 1
     text_view = diff.to_text()
     assert "[unroll:veth]" in text_view and "call bpf_xdp_metadata_rx_timestamp" in text_view
+
+
+def test_veth_export_to_skb_writes_the_randomized_struct_before_the_packet():
+    k, ifindex = kernel_with(Veth())
+    export = RFC_V2.by_name("bpf_xdp_metadata_export_to_skb").btf_id
+    loaded = bound(k, ifindex, f"r6 = r1\ncall kfunc({export})\nr0 = 2\nexit")
+    report = loaded.patches[0]
+    assert report.action == "unroll:veth" and not report.violations
+    lay, magic = k.boot.xdp_to_skb_metadata, k.boot.xdp_metadata_magic
+    assert magic & 1 and lay.size == 16
+    mem = k.memory
+    frame = mem.alloc("frame", 2048, kind="packet")
+    wrapper = mem.new(VETH_XDP_BUFF, "veth_xdp_buff")
+    skb = mem.new(SK_BUFF, "skb", kind="skb")
+    mem.write(skb, SK_BUFF, "tstamp", 123456789)
+    mem.write(wrapper, VETH_XDP_BUFF, "skb", skb.base)
+    data = frame.base + 256
+    for name, value in (("data_hard_start", frame.base), ("data", data), ("data_meta", data),
+                        ("data_end", data + 64)):
+        mem.write(wrapper, XDP_BUFF, name, value)
+    assert run_in(loaded.xlated, mem.space, wrapper.base).r0 == 2
+    assert mem.read(wrapper, XDP_BUFF, "data_meta") == data - 16
+    meta = frame.data[256 - 16:256]
+    assert int.from_bytes(meta[lay.offsetof("magic"):][:4], "little") == magic
+    assert int.from_bytes(meta[lay.offsetof("rx_timestamp"):][:8], "little") == 123456789
+    # a program that already used the metadata area (data_meta != data): nothing is written
+    mem.write(wrapper, XDP_BUFF, "data_meta", data - 8)
+    frame.data[:] = bytes(len(frame.data))
+    run_in(loaded.xlated, mem.space, wrapper.base)
+    assert mem.read(wrapper, XDP_BUFF, "data_meta") == data - 8 and not any(frame.data)
+
+
+def test_two_boots_differ_in_magic_and_maybe_layout():
+    boots = [Kernel(seed=s).boot for s in range(8)]
+    assert len({b.xdp_metadata_magic for b in boots}) == 8
+    assert all(b.xdp_metadata_magic & 1 for b in boots)
+    assert len({b.xdp_to_skb_metadata.offsetof("magic") for b in boots}) == 2
+    assert Kernel(seed=3).boot == Kernel(seed=3).boot
