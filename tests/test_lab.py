@@ -48,6 +48,14 @@ def test_run_is_not_there_yet_and_says_so():
         xdplab.Lab("veth").run(10)
 
 
-def test_unimplemented_driver_says_which_issue():
-    with pytest.raises(NotImplementedError, match="drivers issue"):
-        xdplab.Lab("ice")
+@pytest.mark.parametrize("driver", drivers.names())
+@pytest.mark.parametrize("variant", ["fixed", "rfc-v2-posted"])
+@pytest.mark.parametrize("design", ["rfc-v2", "rfc-v1", "merged"])
+def test_every_driver_variant_and_design_loads(driver, variant, design):
+    lab = xdplab.Lab(driver, variant=variant, design=design)
+    rows = lab.diff().rows
+    actions = {r.pass_name for r in rows if r.changed}
+    if design == "rfc-v2":
+        assert f"unroll:{driver}" in actions
+    else:
+        assert any(a.startswith("call:") for a in actions)

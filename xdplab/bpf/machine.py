@@ -206,9 +206,17 @@ class Machine:
         """Run from slot ``pc`` with registers ``regs`` (mutated) until the outermost exit."""
         table, counts, maxn = self.table, self.counts, self.max_insns
         by_class = counts.by_class
+        ntable = len(table)
+        prev = pc
         while True:
+            # verify() rules these out; an unverified program (what the kernel ran after
+            # unrolling, which it never re-verified) can still get here.
+            if not 0 <= pc < ntable:
+                raise BpfExecuteError(f"control leaves the program: jump to insn {pc} of {ntable}", prev)
             insn = table[pc]
-            assert insn is not None  # verify() forbids jumps into an ld_imm64's second slot
+            if insn is None:
+                raise BpfExecuteError(f"jump into the middle of ld_imm64 at insn {pc - 1}", prev)
+            prev = pc
             if counts.insns >= maxn:
                 raise BpfExecuteError(f"instruction budget of {maxn} exhausted", pc)
             counts.insns += 1

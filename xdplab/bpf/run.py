@@ -5,9 +5,9 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Mapping
 
-from .errors import BpfError, BpfExecuteError
+from .errors import BpfError, BpfExecuteError, BpfVerifyError
 from .fastpath import compile_program
-from .insn import Program
+from .insn import Program, encoding_problem
 from .machine import MEM_BASE, Env, Machine
 from .memory import AddressSpace, Region
 from .opcodes import CLASS_NAMES
@@ -48,17 +48,32 @@ def run_detailed(program: Program, mem: bytes = b"", *, max_insns: int = 1_000_0
 
 
 def run_in(program: Program, space: AddressSpace, r1: int, r2: int = 0, *,
-           max_insns: int = 1_000_000, env: Env | None = None, fast: bool = True) -> RunResult:
+           max_insns: int = 1_000_000, env: Env | None = None, fast: bool = True,
+           verified: bool = True) -> RunResult:
     """Run ``program`` in an address space the caller built (kernel structs, packets...),
     with the given r1 and r2; a fresh 512-byte stack is mapped for the run and removed after.
+
+    ``verified=False`` skips the load-time checks, as the kernel ran unrolled code it never
+    re-verified: then a jump out of the program is a :class:`BpfExecuteError` at run time
+    (and the reference interpreter is used).
     """
     env = env if env is not None else Env()
     if not isinstance(max_insns, int) or max_insns < 0:
         raise BpfExecuteError(f"max_insns must be a non-negative int, got {max_insns!r}")
-    verify(program, helpers=env.helpers, kfuncs=env.kfuncs)
+    if verified:
+        verify(program, helpers=env.helpers, kfuncs=env.kfuncs)
+    elif not isinstance(program, Program) or not len(program):
+        raise BpfExecuteError("nothing to run")
+    else:
+        for i, insn in enumerate(program):
+            problem = encoding_problem(insn)
+            if problem is None and insn.opcode & 0x07 == 0 and insn.opcode != 0x18:
+                problem = "legacy packet access is not simulated"
+            if problem:
+                raise BpfVerifyError(problem, program.slot_of(i))
     machine = Machine(program, space, env, max_insns)
     regs = machine.entry_registers(r1, r2)
-    compiled = compile_program(program) if fast else None
+    compiled = compile_program(program) if fast and verified else None
     try:
         if compiled is not None:
             r0 = compiled.execute(machine, regs)

@@ -18,5 +18,11 @@ def get(name: str) -> Driver:
     if name == "veth":
         from .veth import Veth
         return Veth()
-    raise NotImplementedError(f"the {name} driver model arrives with the drivers issue (#4); "
-                              "until then only veth is simulated")
+    if name == "ice":
+        from .ice import Ice
+        return Ice()
+    if name == "mlx4":
+        from .mlx4 import Mlx4
+        return Mlx4()
+    from .bnxt import Bnxt
+    return Bnxt()

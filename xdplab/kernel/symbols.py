@@ -30,11 +30,16 @@ class KernelSymbols:
     functions: dict[str, tuple[int, KernelFunction]] = field(default_factory=dict)
 
     def add(self, kf: KernelFunction) -> int:
-        """Register (once) and return the call imm."""
-        if kf.name in self.functions:
-            return self.functions[kf.name][0] - BPF_CALL_BASE
+        """Register (once) and return the call imm.  A different function under a name
+        already taken gets a ``.N`` suffix, as kallsyms shows clones (``foo.constprop.0``)."""
+        name, n = kf.name, 0
+        while name in self.functions:
+            if self.functions[name][1] is kf or self.functions[name][1] == kf:
+                return self.functions[name][0] - BPF_CALL_BASE
+            n += 1
+            name = f"{kf.name}.{n}"
         addr = BPF_CALL_BASE + FUNC_STRIDE * (len(self.functions) + 1)
-        self.functions[kf.name] = (addr, kf)
+        self.functions[name] = (addr, kf)
         return addr - BPF_CALL_BASE
 
     def imm(self, name: str) -> int:

@@ -1,0 +1,232 @@
+"""ice (Intel E810): the one RFC driver that unrolls its timestamp (RFC v2 09/14, 10/14).
+
+Facts (kernel-facts §6.2):
+- RX flex descriptor, 32 bytes, write-back view ``ice_32b_rx_flex_desc_nic``
+  (drivers/net/ethernet/intel/ice/ice_lan_tx_rx.h): ``time_stamp_low`` at byte 19 with bit 0 =
+  ICE_PTP_TS_VALID, ``flex_ts.ts_high`` (le32) at byte 28 = the low 32 bits of the PHC's ns
+  counter at capture; bits 7:1 of byte 19 are assumed sub-ns (UNCONFIRMED);
+- the PHC is a 64-bit ns counter; each Rx ring keeps ``cached_phctime``, refreshed by
+  ``ice_ptp_update_cached_phctime`` from ``ice_ptp_periodic_work`` every 500 ms;
+- ``ice_ptp_extend_32b_ts(cached, in)`` (ice_ptp.c): delta = (in - low32(cached)) mod 2**32;
+  above 0x7FFFFFFF it is in the past; window ±2**31 ns around the cache;
+- ``struct ice_xdp_buff { struct xdp_buff xdp; struct ice_rx_ring *rx_ring;
+  union ice_32b_rx_flex_desc *rx_desc; }`` (09/14): rx_ring at 56, rx_desc at 64.
+
+The unroll, "loosely based on ice_ptp_rx_hwtstamp" (10/14), uses only R0 and R3-R5 and no
+stack.  ``fixed`` is what it meant (20 instructions, label jumps to the end of the patch).
+``rfc-v2-posted`` reproduces the posted code's four defects (READING, kernel-facts §6.2),
+each of which can also be switched on alone through ``Ice(defects=...)``:
+
+- ``inverted_guards``: the three early exits are JNE where the comments say "if (rX == 0)
+  return", so a valid ring / cache / valid bit *exits*;
+- ``alu32_result``: the final add/sub are 32-bit ALU ops: the result is zero-extended from
+  32 bits (effectively ``in_tstamp``);
+- ``wide_loads``: 8-byte loads at descriptor offsets 19 and 28 (the second reads 4 bytes past
+  the 32-byte descriptor, into the next ring entry or past the ring);
+- ``unresolved_jumps``: the exits are ``BPF_JMP_IMM(..., S16_MAX)`` (BPF_K), which RFC v2's
+  ``bpf_patch_resolve_jmp`` (BPF_X only) skips, and nothing calls it for a stand-alone
+  rx_timestamp: the jump goes 32,768 instructions ahead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..bpf import builders as B
+from ..bpf import opcodes as op
+from ..bpf.insn import Insn
+from ..bpf.patch import BpfPatch
+from ..kernel import errno_ret
+from ..kernel.kfuncs import KfuncSpec
+from ..kernel.structs import layout
+from ..kernel.symbols import KernelFunction
+from ..kernel.uapi import ENODATA
+from .base import Driver, UnrollContext, wrapper_layout
+
+M32 = (1 << 32) - 1
+M64 = (1 << 64) - 1
+ICE_PTP_TS_VALID = 1 << 0          # ice_ptp.h
+ICE_RXDID_FLEX_NIC = 2             # ice_lan_tx_rx.h
+DESC_SIZE = 32
+
+ICE_RX_FLEX_DESC = layout(
+    "ice_32b_rx_flex_desc_nic", DESC_SIZE, "linux:drivers/net/ethernet/intel/ice/ice_lan_tx_rx.h",
+    rxdid=(0, 1), mir_id_umb_cast=(1, 1), ptype_flex_flags0=(2, 2), pkt_len=(4, 2),
+    hdr_len_sph_flex_flags1=(6, 2), status_error0=(8, 2), l2tag1=(10, 2), rss_hash=(12, 4),
+    status_error1=(16, 2), flex_flags2=(18, 1), time_stamp_low=(19, 1), l2tag2_1st=(20, 2),
+    l2tag2_2nd=(22, 2), flow_id=(24, 4), ts_high=(28, 4))
+
+# struct ice_rx_ring: only cached_phctime is read by the unroll.  MODEL offset (the real one
+# depends on the kernel version's member order; nothing depends on its value).
+ICE_RX_RING = layout("ice_rx_ring", 0x100, "drivers/net/ethernet/intel/ice/ice_txrx.h "
+                     "(MODEL offsets)", cached_phctime=(0x90, 8))
+
+ICE_XDP_BUFF = wrapper_layout("ice_xdp_buff", 72, "RFC v2 09/14 drivers/net/ethernet/intel/ice/ice_txrx.h",
+                              rx_ring=(56, 8), rx_desc=(64, 8))
+
+DEFECTS = ("inverted_guards", "alu32_result", "wide_loads", "unresolved_jumps")
+
+
+def extend_32b_ts(cached_phc_time: int, in_tstamp: int) -> int:
+    """``ice_ptp_extend_32b_ts``: a 32-bit ns stamp made 64-bit around the cached PHC time."""
+    lo = cached_phc_time & M32
+    delta = (in_tstamp - lo) & M32
+    if delta > M32 // 2:   # 0x7FFFFFFF: the stamp is in the past
+        delta = (lo - in_tstamp) & M32
+        return (cached_phc_time - delta) & M64
+    return (cached_phc_time + delta) & M64
+
+
+def ice_ptp_rx_hwtstamp(cached_phctime: int, desc: bytes) -> int:
+    """The Rx C path (``ice_ptp_rx_hwtstamp``, v5.15-v6.2 naming): 0 unless the valid bit
+    is set and a cached PHC time exists, else the extended stamp."""
+    if len(desc) < DESC_SIZE:
+        raise ValueError(f"an ice descriptor is {DESC_SIZE} bytes, got {len(desc)}")
+    if not cached_phctime or not desc[19] & ICE_PTP_TS_VALID:
+        return 0
+    return extend_32b_ts(cached_phctime, int.from_bytes(desc[28:32], "little"))
+
+
+@dataclass(frozen=True)
+class RxDescriptor:
+    """What the hardware writes back for one received frame."""
+
+    pkt_len: int
+    phc_ns: int            # PHC time at capture (full 64-bit ns)
+    valid: bool = True     # timestamp valid (ring has HWTSTAMP_FILTER_ALL)
+    rss_hash: int = 0
+    ptype: int = 0
+    subns: int = 0         # bits 7:1 of time_stamp_low (UNCONFIRMED meaning)
+
+    def encode(self) -> bytes:
+        d = bytearray(DESC_SIZE)
+        d[0] = ICE_RXDID_FLEX_NIC
+        d[2:4] = (self.ptype & 0x3FF).to_bytes(2, "little")
+        d[4:6] = (self.pkt_len & 0x3FFF).to_bytes(2, "little")
+        d[8:10] = (0b11).to_bytes(2, "little")            # DD | EOF
+        d[12:16] = (self.rss_hash & M32).to_bytes(4, "little")
+        d[19] = ((self.subns & 0x7F) << 1) | (ICE_PTP_TS_VALID if self.valid else 0)
+        d[28:32] = (self.phc_ns & M32).to_bytes(4, "little")
+        return bytes(d)
+
+
+class Ice(Driver):
+    name = "ice"
+    wrapper = ICE_XDP_BUFF
+    source = "drivers/net/ethernet/intel/ice (RFC v2 09/14, 10/14)"
+
+    def __init__(self, defects: tuple[str, ...] | None = None) -> None:
+        for d in defects or ():
+            if d not in DEFECTS:
+                raise ValueError(f"unknown ice defect {d!r}; known: {', '.join(DEFECTS)}")
+        self.defects = defects
+
+    def active_defects(self, variant: str) -> frozenset[str]:
+        if self.defects is not None:
+            return frozenset(self.defects)
+        return frozenset(DEFECTS) if variant == "rfc-v2-posted" else frozenset()
+
+    def unroll_kfunc(self, ctx: UnrollContext, kfunc: KfuncSpec, patch: BpfPatch) -> None:
+        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
+            patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 1))
+        elif kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP":
+            emit_rx_timestamp(patch, self.active_defects(ctx.variant))
+        elif kfunc.enum == "XDP_METADATA_KFUNC_EXPORT_TO_SKB":
+            ctx.export_to_skb(patch)
+
+    def kfunc_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
+        if kfunc.field != "rx_timestamp":
+            return None
+        if kfunc.returns == "status":
+            return KernelFunction("ice_xdp_rx_hw_ts", _xmo_rx_timestamp)
+        return KernelFunction("ice_xdp_rx_timestamp", _v1_rx_timestamp)
+
+
+def emit_rx_timestamp(patch: BpfPatch, defects: frozenset[str]) -> None:
+    """Append the rx_timestamp unroll (20 instructions; R0, R3-R5; no stack)."""
+    r0, r3, r4, r5 = B.BPF_REG_0, B.BPF_REG_3, B.BPF_REG_4, B.BPF_REG_5
+    guard_op = op.BPF_JNE if "inverted_guards" in defects else op.BPF_JEQ
+
+    def exit_if(reg: int) -> None:
+        if "unresolved_jumps" in defects:
+            patch.append(B.BPF_JMP_IMM(guard_op, reg, 0, op.S16_MAX))
+        else:
+            patch.append_jump(B.BPF_JMP_IMM(guard_op, reg, 0, 0), to="end")
+
+    wide = "wide_loads" in defects
+    alu = B.BPF_ALU32_REG if "alu32_result" in defects else B.BPF_ALU64_REG
+    patch.append(B.BPF_MOV64_IMM(r0, 0),
+                 B.BPF_LDX_MEM(op.BPF_DW, r5, B.BPF_REG_1, ICE_XDP_BUFF.offsetof("rx_ring")))
+    exit_if(r5)
+    patch.append(B.BPF_LDX_MEM(op.BPF_DW, r5, r5, ICE_RX_RING.offsetof("cached_phctime")))
+    exit_if(r5)
+    patch.append(B.BPF_LDX_MEM(op.BPF_DW, r4, B.BPF_REG_1, ICE_XDP_BUFF.offsetof("rx_desc")),
+                 B.BPF_LDX_MEM(op.BPF_DW if wide else op.BPF_B, r3, r4, ICE_RX_FLEX_DESC.offsetof("time_stamp_low")),
+                 B.BPF_ALU64_IMM(op.BPF_AND, r3, ICE_PTP_TS_VALID))
+    exit_if(r3)
+    patch.append(B.BPF_LDX_MEM(op.BPF_DW if wide else op.BPF_W, r3, r4, ICE_RX_FLEX_DESC.offsetof("ts_high")),
+                 B.BPF_MOV32_REG(r4, r3),                       # r4 = (u32)in_tstamp
+                 B.BPF_ALU32_REG(op.BPF_SUB, r4, r5))           # delta = (in - lo) mod 2^32
+    patch.append_jump(B.BPF_JMP_IMM(op.BPF_JGT, r4, 0x7FFFFFFF, 0), to="past")
+    patch.append(B.BPF_MOV64_REG(r0, r5),
+                 alu(op.BPF_ADD, r0, r4))                       # future: cached + delta
+    if "unresolved_jumps" in defects:
+        patch.append(B.BPF_JMP_IMM(op.BPF_JA, 0, 0, op.S16_MAX))
+    else:
+        patch.append_jump(B.BPF_JMP_A(0), to="end")
+    patch.label("past")
+    patch.append(B.BPF_MOV32_REG(r4, r5),                       # lo
+                 B.BPF_ALU32_REG(op.BPF_SUB, r4, r3),           # delta' = (lo - in) mod 2^32
+                 B.BPF_MOV64_REG(r0, r5),
+                 alu(op.BPF_SUB, r0, r4))                       # past: cached - delta'
+
+
+# ------------------------------------------------------------------- C routines (call designs)
+def _read_state(cctx, wrapper: int) -> tuple[int, bytes] | None:  # type: ignore[no-untyped-def]
+    ring = cctx.read(wrapper + ICE_XDP_BUFF.offsetof("rx_ring"), 8)
+    desc = cctx.read(wrapper + ICE_XDP_BUFF.offsetof("rx_desc"), 8)
+    if not ring or not desc:
+        return None
+    cached = cctx.read(ring + ICE_RX_RING.offsetof("cached_phctime"), 8)
+    return cached, cctx.read_bytes(desc, DESC_SIZE)
+
+
+def _v1_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+    state = _read_state(cctx, r1)
+    return ice_ptp_rx_hwtstamp(*state) if state else 0
+
+
+def _xmo_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+    """ice_xdp_rx_hw_ts (merged, ~6.8): 0 maps to -ENODATA."""
+    state = _read_state(cctx, r1)
+    ts = ice_ptp_rx_hwtstamp(*state) if state else 0
+    if not ts:
+        return errno_ret(ENODATA)
+    cctx.write(r2, 8, ts)
+    return 0
+
+
+def unroll_listing(defects: tuple[str, ...] = ()) -> tuple[Insn, ...]:
+    """The rx_timestamp unroll on its own, labels resolved (for notebooks and tests)."""
+    p = BpfPatch()
+    emit_rx_timestamp(p, frozenset(defects))
+    return p.insns()
+
+
+class IceRxHw:
+    """An ice Rx queue in simulated memory: the descriptor ring, the ``ice_rx_ring`` with its
+    ``cached_phctime``, and the per-packet ``ice_xdp_buff`` that ice_clean_rx_irq fills."""
+
+    def __init__(self, mem, ring_size: int = 64) -> None:  # type: ignore[no-untyped-def]
+        self.mem, self.ring_size = mem, ring_size
+        self.ring = mem.alloc("ice descriptor ring", DESC_SIZE * ring_size, kind="descriptor")
+        self.rx_ring = mem.new(ICE_RX_RING, "ice_rx_ring", kind="ring")
+        self.wrapper = mem.new(ICE_XDP_BUFF, "ice_xdp_buff", kind="wrapper")
+
+    def receive(self, index: int, desc: bytes, cached_phctime: int) -> int:
+        """Write descriptor ``index`` and the ring's cache; point the wrapper at them."""
+        slot = index % self.ring_size
+        self.ring.data[slot * DESC_SIZE:(slot + 1) * DESC_SIZE] = desc
+        self.mem.write(self.rx_ring, ICE_RX_RING, "cached_phctime", cached_phctime)
+        self.mem.write(self.wrapper, ICE_XDP_BUFF, "rx_ring", self.rx_ring.base)
+        self.mem.write(self.wrapper, ICE_XDP_BUFF, "rx_desc", self.ring.base + slot * DESC_SIZE)
+        return self.wrapper.base
