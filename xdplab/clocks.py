@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import random
+from fractions import Fraction
 from dataclasses import dataclass, replace
 
 M64 = (1 << 64) - 1
@@ -158,22 +159,22 @@ class Phc:
     events: tuple[ClockEvent, ...] = ()
 
     def ns(self, t_ns: int) -> int:
-        """The PHC's time (ns, unbounded int) at true time ``t_ns``."""
-        value = float(self.offset_ns)
-        last_t, ppb = 0, self.ppb
+        """The PHC's time (ns, unbounded int) at true time ``t_ns`` (exact rational arithmetic)."""
+        value = Fraction(self.offset_ns)
+        last_t, ppb = 0, Fraction(str(self.ppb))
         steps = 0
         for ev in sorted(self.events, key=lambda e: e.at_ns):
             if ev.at_ns > t_ns:
                 break
-            value += (ev.at_ns - last_t) * (1 + ppb * 1e-9)
+            value += (ev.at_ns - last_t) * (1 + ppb / 10**9)
             last_t = ev.at_ns
             steps += ev.step_ns
             if ev.ppb is not None:
-                ppb = ev.ppb
-        value += (t_ns - last_t) * (1 + ppb * 1e-9)
+                ppb = Fraction(str(ev.ppb))
+        value += (t_ns - last_t) * (1 + ppb / 10**9)
         if self.jitter_ns:
-            value += random.Random(self.seed * 1_000_003 + t_ns).gauss(0.0, self.jitter_ns)
-        return int(math.floor(value)) + steps
+            value += Fraction(random.Random(self.seed * 1_000_003 + t_ns).gauss(0.0, self.jitter_ns))
+        return math.floor(value) + steps
 
     def with_event(self, event: ClockEvent) -> "Phc":
         return replace(self, events=self.events + (event,))

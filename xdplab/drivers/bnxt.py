@@ -19,6 +19,8 @@ packet, so a completion without a timestamp reports the previous PTP completion'
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..bpf.patch import BpfPatch
 from ..clocks import Timecounter, cyclecounter_mask
 from ..kernel.kfuncs import KfuncSpec
@@ -176,3 +178,43 @@ class BnxtRxHw:
             self.mem.write(self.wrapper, BNXT_XDP_BUFF, "rxcmp1", 0)
             self.mem.write(self.wrapper, BNXT_XDP_BUFF, "bp", 0)
         return self.wrapper.base
+
+
+@dataclass(frozen=True)
+class BnxtClock:
+    """The 48-bit ns PHC and ``ptp->old_time`` kept by ``bnxt_ptp_ts_aux_work``.
+
+    Each aux run sets old_time to the *previous* sample and reads a new current_time, so at
+    true time t old_time is the PHC read at the run before the last (kernel-facts §6.4); a
+    clock step in RTC mode updates old_time at once.  The timecounter is an identity offset
+    (mult 1, shift 0, cycle_last = ns): RTC mode.
+    """
+
+    phc: "Phc"
+    aux: "Refresher"
+
+    @classmethod
+    def default(cls, *, offset_ns: int = 0x0100_0000_0000, ppb: float = 0.0, jitter_ns: float = 0.0,
+                seed: int = 0) -> "BnxtClock":
+        from ..clocks import Phc, Refresher
+        from ..profiles import value
+        return cls(Phc(offset_ns, ppb, jitter_ns, seed),
+                   Refresher(value("bnxt", "old_time_period_ms") * 1_000_000))
+
+    def hw_time_ns(self, t_ns: int) -> int:
+        return self.phc.ns(t_ns) & MASK48
+
+    def old_time(self, t_ns: int) -> int:
+        last = self.aux.last_run(t_ns)
+        if last is None:
+            return 0
+        before = self.aux.last_run(last - 1)
+        steps = [e.at_ns for e in self.phc.events if e.step_ns and e.at_ns <= t_ns]
+        sample = before if before is not None else last
+        if steps and max(steps) > sample:
+            sample = max(steps)     # adjphc in RTC mode: old_time = current_time at once
+        return self.phc.ns(sample) & MASK48
+
+    def timecounter(self) -> Timecounter:
+        return Timecounter(1, 0, MASK48, cycle_last=0, nsec=0)
+

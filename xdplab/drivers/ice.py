@@ -35,6 +35,7 @@ from ..bpf import builders as B
 from ..bpf import opcodes as op
 from ..bpf.insn import Insn
 from ..bpf.patch import BpfPatch
+from ..clocks import Phc, Refresher
 from ..kernel import errno_ret
 from ..kernel.kfuncs import KfuncSpec
 from ..kernel.structs import layout
@@ -230,3 +231,38 @@ class IceRxHw:
         self.mem.write(self.wrapper, ICE_XDP_BUFF, "rx_ring", self.rx_ring.base)
         self.mem.write(self.wrapper, ICE_XDP_BUFF, "rx_desc", self.ring.base + slot * DESC_SIZE)
         return self.wrapper.base
+
+
+@dataclass(frozen=True)
+class IceClock:
+    """The E810 PHC and the per-ring ``cached_phctime`` that ``ice_ptp_periodic_work``
+    refreshes (every 500 ms, and right after settime/adjtime: kernel-facts §6.2).
+
+    ``phc``: the PHC model (offset, drift, jitter, steps); ``refresher``: the periodic work,
+    stalls included.  ``hw_time_ns(t)`` is the ideal: the PHC's 64-bit ns at capture.
+    """
+
+    phc: Phc
+    refresher: Refresher
+
+    @classmethod
+    def default(cls, *, offset_ns: int = 1_700_000_000_000_000_000, ppb: float = 0.0,
+                jitter_ns: float = 0.0, seed: int = 0) -> "IceClock":
+        from ..clocks import Phc, Refresher
+        from ..profiles import value
+        period = value("ice", "cached_phctime_period_ms") * 1_000_000
+        return cls(Phc(offset_ns, ppb, jitter_ns, seed), Refresher(period))
+
+    def hw_time_ns(self, t_ns: int) -> int:
+        return self.phc.ns(t_ns) & M64
+
+    def cached_phctime(self, t_ns: int) -> int:
+        """The ring's cache at true time t: the PHC read at the last refresh (0 before any)."""
+        runs = [r for r in (self.refresher.last_run(t_ns),) if r is not None]
+        runs += [e.at_ns for e in self.phc.events if e.at_ns <= t_ns and e.step_ns]
+        if not runs:
+            return 0
+        return self.phc.ns(max(runs)) & M64
+
+    def descriptor(self, t_ns: int, pkt_len: int = 64, valid: bool = True) -> RxDescriptor:
+        return RxDescriptor(pkt_len=pkt_len, phc_ns=self.hw_time_ns(t_ns), valid=valid)

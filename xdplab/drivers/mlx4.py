@@ -21,6 +21,8 @@ garbage one; ``fixed`` checks for NULL and the lab zeroes the wrapper per packet
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..bpf.patch import BpfPatch
 from ..clocks import Timecounter, cyclecounter_mask
 from ..kernel import errno_ret
@@ -191,3 +193,54 @@ class Mlx4RxHw:
             self.mem.write(self.wrapper, MLX4_XDP_BUFF, "cqe", self.cqes.base + slot * CQE_SIZE)
             self.mem.write(self.wrapper, MLX4_XDP_BUFF, "mdev", self.mdev.base)
         return self.wrapper.base
+
+
+@dataclass(frozen=True)
+class Mlx4Clock:
+    """The HCA free-running counter and the timecounter the overflow check keeps.
+
+    ``freq_hz``: the counter's nominal rate (hca_core_clock, 427 MHz on ConnectX-3);
+    ``ppb``: its true frequency error; ``start_ns``: timecounter_init's ktime_get_real().
+    ``overflow``: the overflow-check task (every 5 s, via the 250 ms service task: MODEL as
+    a plain 5 s period); stalls are fault injection.  ``hw_time_ns(t)`` is the ideal: start
+    plus the elapsed cycles converted exactly (rationally) at the nominal rate.
+    """
+
+    freq_hz: int
+    start_ns: int
+    overflow: "Refresher"
+    ppb: float = 0.0
+    cycles0: int = 0
+
+    @classmethod
+    def default(cls, *, start_ns: int = 1_700_000_000_000_000_000, ppb: float = 0.0,
+                cycles0: int = 0x1234_5678_9ABC) -> "Mlx4Clock":
+        from ..clocks import Refresher
+        from ..profiles import value
+        return cls(value("mlx4", "hca_core_clock_mhz") * 1_000_000, start_ns,
+                   Refresher(value("mlx4", "overflow_check_period_ms") * 1_000_000), ppb, cycles0)
+
+    @property
+    def mult_shift(self) -> tuple[int, int]:
+        from ..clocks import clocksource_khz2mult, mlx4_freq_to_shift
+        shift = mlx4_freq_to_shift(self.freq_hz // 1_000_000)
+        return clocksource_khz2mult(self.freq_hz // 1000, shift), shift
+
+    def total_cycles(self, t_ns: int) -> int:
+        """Cycles counted since t = 0 (unbounded)."""
+        return (t_ns * self.freq_hz * (1_000_000_000 + int(self.ppb))) // 10**18
+
+    def cycles(self, t_ns: int) -> int:
+        return (self.cycles0 + self.total_cycles(t_ns)) & MASK48
+
+    def hw_time_ns(self, t_ns: int) -> int:
+        return self.start_ns + (self.total_cycles(t_ns) * 1_000_000_000) // self.freq_hz
+
+    def timecounter(self, t_ns: int) -> Timecounter:
+        """The timecounter at true time t: init at 0, then timecounter_read at each check."""
+        mult, shift = self.mult_shift
+        tc = Timecounter.init(mult, shift, MASK48, self.cycles(0), self.start_ns)
+        for at in self.overflow.runs_between(0, t_ns):
+            tc = tc.read(self.cycles(at))
+        return tc
+
