@@ -6,6 +6,8 @@ load-time pipeline for that driver), ``.diff()`` (an :class:`InsnDiff`) and ``.r
 """
 from __future__ import annotations
 
+import pandas as pd
+
 from . import drivers
 from .bpf import Program
 from .kernel.kernel import Kernel
@@ -13,7 +15,12 @@ from .kernel.loader import VARIANTS, LoadedProgram
 from .kernel.maps import BPF_MAP_TYPE_XSKMAP
 from .kernel.provenance import InsnDiff
 from .kernel.uapi import BPF_F_XDP_HAS_METADATA
-from .programs import ALL_DESIGNS, FIELDS_BY_DESIGN, xdp_metadata_program
+from .kernel.uapi import ERRNO_NAMES
+from .programs import (ALL_DESIGNS, FIELD_SIZE, FIELDS_BY_DESIGN, UDP_PORT_AF_XDP, UDP_PORT_SKB,
+                       xdp_metadata_program)
+
+PATHS = ("af_xdp", "skb")
+NS_PER_INSN = 0.28   # MODEL until the cost issue: one cycle per JITed insn at 3.6 GHz (E5-1650 v4)
 
 
 class Lab:
@@ -47,6 +54,7 @@ class Lab:
         self.xsk_map_fd = self.kernel.map_create("xsk", BPF_MAP_TYPE_XSKMAP, 4, 4, 64)
         self.program: Program = xdp_metadata_program(design, fields, xsk_map_fd=self.xsk_map_fd)
         bound = design in ("rfc-v2", "rfc-v1", "merged")
+        self._by_path: dict[str, LoadedProgram] = {}
         self.loaded: LoadedProgram = self.kernel.prog_load(
             self.program,
             prog_flags=BPF_F_XDP_HAS_METADATA if bound else 0,
@@ -68,11 +76,115 @@ class Lab:
         """``bpftool prog dump xlated``-style text."""
         return self.loaded.dump_xlated()
 
-    def run(self, packets: int = 1000, path: str = "af_xdp"):  # type: ignore[no-untyped-def]
-        """Run packets through the driver, the program and the consumer (the delivery issue)."""
-        raise NotImplementedError("Lab.run arrives with the metadata-delivery issue (#5): the RX "
-                                  "path, AF_XDP and skb consumers are not simulated yet, and "
-                                  "xdplab does not make up data")
+    def loaded_for(self, path: str) -> LoadedProgram:
+        """The loaded program for a delivery path (the skb path uses the RFC's export program)."""
+        if path not in PATHS:
+            raise ValueError(f"unknown path {path!r}; valid paths: {', '.join(PATHS)}")
+        if path == "af_xdp":
+            return self.loaded
+        if path not in self._by_path:
+            program = xdp_metadata_program(self.design, self.fields, xsk_map_fd=self.xsk_map_fd, path=path)
+            bound = self.design in ("rfc-v2", "rfc-v1", "merged")
+            self._by_path[path] = self.kernel.prog_load(
+                program, prog_flags=BPF_F_XDP_HAS_METADATA if bound else 0,
+                prog_ifindex=self.device.ifindex if bound else 0,
+                design=self.design if bound else "rfc-v2", variant=self.variant)
+        return self._by_path[path]
+
+    def run(self, packets: int = 1000, path: str = "af_xdp", *, interval_ns: int = 1_000_000,
+            start_ns: int = 2_000_000_000, jitter_ns: int = 0, stalls: tuple = (),
+            clock_events: tuple = (), ppb: float = 0.0, fast: bool = True,
+            assume_meta_support: bool = False) -> pd.DataFrame:
+        """Receive ``packets`` UDP frames and follow each to its consumer.
+
+        ``path="af_xdp"``: the RFC v2 05/14 selftest flow (kfuncs, adjust_meta, store,
+        redirect to the queue's AF_XDP socket; the consumer reads ``data - METADATA_SIZE``).
+        ``path="skb"``: the 07/14 flow (export_to_skb, XDP_PASS, skb_metadata_set -> import).
+        ``stalls`` ((from_ns, to_ns) of true time) stop the driver's clock-refresh task;
+        ``clock_events`` (:class:`xdplab.clocks.ClockEvent`) step or re-tune the PHC.
+        ``assume_meta_support=True`` pretends the driver passes ``meta_valid=true`` to
+        xdp_prepare_buff.  In the RFC's era mlx4 and bnxt did not, so nothing they computed
+        could reach AF_XDP or the skb through data_meta; the option shows what would have.
+
+        One row per packet; columns: packet, t_ns, hw_time_ns (the ideal), rx_timestamp (what
+        the consumer read; 0 = none), error_ns, insns, cost_ns (MODEL: instructions x
+        NS_PER_INSN until the cost model lands), action, delivered_to, meta_len, reason
+        (why a packet did not arrive, or arrived without a timestamp).
+        """
+        from .designs import XDP_HINTS_TIMESTAMP, btf_hints_bytes
+        from .drivers.rx import rx_path
+        from .kernel.af_xdp import XskSocket, xsk_consume
+        from .kernel.structs import KernelMemory
+        from .kernel.xdp import XdpRxQueue, deliver
+        from .traffic import Trace, udp_frame
+
+        if not isinstance(packets, int) or packets < 0:
+            raise ValueError(f"packets must be a non-negative int, got {packets!r}")
+        loaded = self.loaded_for(path)
+        mem = KernelMemory()
+        rx = rx_path(self.driver_name, mem, variant=self.variant, stalls=tuple(stalls),
+                     clock_events=tuple(clock_events), ppb=ppb, seed=self.seed)
+        sock = XskSocket.create()
+        xsk = self.kernel.maps[self.xsk_map_fd]
+        queue = XdpRxQueue(mem, loaded, rx.wrapper, ifindex=self.device.ifindex,
+                           meta_valid=rx.meta_valid or assume_meta_support, fast=fast,
+                           redirect_targets={xsk.map_id: {0: sock}})
+        frame = udp_frame(UDP_PORT_AF_XDP if path == "af_xdp" else UDP_PORT_SKB)
+        hints = self.design == "btf-hints"
+        meta_size = XDP_HINTS_TIMESTAMP.size if hints else FIELD_SIZE * len(self.fields)
+        ts_off = 0 if hints else (FIELD_SIZE * self.fields.index("rx_timestamp")
+                                  if "rx_timestamp" in self.fields else None)
+        rows = []
+        for i, t in enumerate(Trace(packets, start_ns, interval_ns, jitter_ns, self.seed).times()):
+            hw = rx.receive(i, t, len(frame))
+            meta = btf_hints_bytes(rx_timestamp=rx.reference_timestamp()) if hints and path == "af_xdp" else b""
+            out = queue.run(frame, driver_metadata=meta)
+            where, skb, reason = deliver(out, xsks={0: sock}, boot=self.kernel.boot,
+                                         dev_name=self.device.name)
+            ts, meta_len = 0, len(out.meta)
+            if where == "af_xdp":
+                got = xsk_consume(sock, meta_size)
+                assert got is not None
+                if ts_off is not None and self.design != "none":
+                    ts = int.from_bytes(got.metadata[ts_off:ts_off + 8], "little")
+            elif where in ("stack", "cpumap") and skb is not None:
+                ts = skb.hwtstamp
+            if reason is None:
+                reason = self._why(path, where, ts, out)
+            insns = out.run.insns if out.run else 0
+            rows.append((i, t, hw, ts, (ts - hw) if ts else None, insns, insns * NS_PER_INSN,
+                         out.action, where, meta_len, reason or ""))
+        df = pd.DataFrame(rows, columns=["packet", "t_ns", "hw_time_ns", "rx_timestamp", "error_ns", "insns",
+                                         "cost_ns", "action", "delivered_to", "meta_len", "reason"])
+        df["error_ns"] = df["error_ns"].astype("Int64")
+        for col in ("hw_time_ns", "rx_timestamp"):
+            df[col] = df[col].astype("uint64")
+        df.attrs.update(driver=self.driver_name, design=self.design, variant=self.variant, path=path,
+                        fields=self.fields, cost_model="instruction count x NS_PER_INSN (MODEL)",
+                        assume_meta_support=assume_meta_support)
+        return df
+
+    def _why(self, path: str, where: str, ts: int, out) -> str | None:  # type: ignore[no-untyped-def]
+        want = "af_xdp" if path == "af_xdp" else "stack"
+        if where != want:
+            if path == "af_xdp" and out.adjust_meta and out.adjust_meta[-1] < 0:
+                code = -out.adjust_meta[-1]
+                name = ERRNO_NAMES.get(code, str(code))
+                hint = (" (the driver has no metadata support: xdp_prepare_buff(..., meta_valid=false))"
+                        if name == "ENOTSUPP" else "")
+                return f"bpf_xdp_adjust_meta returned -{name}{hint}; the program passed the packet to the stack"
+            return f"went to {where} instead of {want}"
+        if ts:
+            return None
+        if self.design == "none" or "rx_timestamp" not in self.fields:
+            return "no timestamp asked for"
+        if path == "skb" and self.design in ("merged", "btf-hints", "none"):
+            return f"the {self.design} design has no xdp->skb metadata path"
+        if path == "skb":
+            if not out.meta:
+                return "export_to_skb wrote no metadata (data_meta != data, or no headroom)"
+            return "skb_metadata_import_from_xdp rejected the metadata (size or magic) or the stamp was 0"
+        return "the kfunc reported no timestamp (0)"
 
     def __repr__(self) -> str:
         return (f"Lab({self.driver_name!r}, fields={self.fields!r}, variant={self.variant!r}, "

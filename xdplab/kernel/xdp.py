@@ -1,0 +1,185 @@
+"""The XDP receive path of one queue: xdp_buff set-up, the program run, helpers, actions.
+
+Per packet (driver RX loops such as ice_clean_rx_irq; include/net/xdp.h):
+``xdp_init_buff(xdp, frame_sz, rxq)``, ``xdp_prepare_buff(xdp, hard_start,
+XDP_PACKET_HEADROOM, len, meta_valid)`` -- data_meta = data when the driver supports
+metadata, data + 1 otherwise (``xdp_set_data_meta_invalid``) -- then the driver's own
+wrapper fields, then ``bpf_prog_run_xdp``.
+
+Helpers (net/core/filter.c):
+- ``bpf_xdp_adjust_meta(ctx, delta)`` (kernel-facts §8.1): -ENOTSUPP if the driver has no
+  metadata; -EINVAL if the new data_meta falls below data_hard_start + sizeof(struct
+  xdp_frame) or above data; -EACCES if the length is not a multiple of 4 or exceeds
+  ``meta_max``; else moves data_meta.  ``meta_max`` is 32 here, the limit of the RFC's era
+  (later kernels allow 252; the release that changed it is UNCONFIRMED);
+- ``bpf_redirect_map(map, key, flags)``: an XSKMAP or CPUMAP entry -> XDP_REDIRECT (the
+  target kept in the per-CPU bpf_redirect_info); no entry -> the low two bits of flags.
+Actions: REDIRECT to an XSK (copy mode: metadata + data into UMEM), REDIRECT to a CPUMAP
+(xdp_frame at data_hard_start with metasize, then an skb built from it on the remote CPU),
+PASS (an skb; ``skb_metadata_set`` with the RFC's import), DROP, TX, ABORTED.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from ..bpf.errors import BpfError
+from ..bpf.machine import M64, CallContext
+from ..bpf.run import RunResult, run_in
+from . import errno_ret
+from .af_xdp import XDP_PACKET_HEADROOM, XskSocket
+from .boot import Boot
+from .loader import LoadedProgram
+from .maps import BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_XSKMAP
+from .skb import Skb, skb_metadata_set
+from .structs import (NET_DEVICE, XDP_BUFF, XDP_FRAME, XDP_RXQ_INFO, KernelMemory)
+from .uapi import (BPF_FUNC_redirect_map, BPF_FUNC_xdp_adjust_meta, EACCES, EINVAL, ENOTSUPP,
+                   XDP_ABORTED, XDP_ACTION_NAMES, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX)
+
+FRAME_SIZE = 4096        # a page per frame (page_pool), as veth, ice and bnxt's page mode use
+META_MAX_RFC_ERA = 32    # xdp_metalen_invalid of the RFC's era (UNCONFIRMED release of 252)
+
+
+@dataclass
+class _PacketState:
+    adjust_meta: list[int] = field(default_factory=list)
+    redirect: tuple[int, int] | None = None     # (map_type, key)
+
+
+@dataclass(frozen=True)
+class PacketOutcome:
+    """What happened to one packet after the program."""
+
+    action: str
+    run: RunResult | None
+    error: str | None
+    meta: bytes
+    data: bytes
+    adjust_meta: tuple[int, ...]
+    redirect: tuple[int, int] | None
+
+
+class XdpRxQueue:
+    """One RX queue of a device running a loaded XDP program."""
+
+    def __init__(self, kernel_memory: KernelMemory, loaded: LoadedProgram, wrapper_region, *,
+                 ifindex: int, queue_index: int = 0, meta_valid: bool = True,
+                 meta_max: int = META_MAX_RFC_ERA, fast: bool = True,
+                 redirect_targets: Mapping[int, Mapping[int, object]] | None = None) -> None:  # type: ignore[no-untyped-def]
+        self.mem, self.loaded, self.wrapper = kernel_memory, loaded, wrapper_region
+        self.targets = dict(redirect_targets or {})
+        self.meta_valid, self.meta_max = meta_valid, meta_max
+        self.frame = kernel_memory.alloc("rx frame", FRAME_SIZE, kind="packet", align=4096)
+        self.dev = kernel_memory.new(NET_DEVICE, "net_device", kind="netdev")
+        kernel_memory.write(self.dev, NET_DEVICE, "ifindex", ifindex)
+        self.rxq = kernel_memory.new(XDP_RXQ_INFO, "xdp_rxq_info", kind="rxq")
+        kernel_memory.write(self.rxq, XDP_RXQ_INFO, "dev", self.dev.base)
+        kernel_memory.write(self.rxq, XDP_RXQ_INFO, "queue_index", queue_index)
+        self.state = _PacketState()
+        self.env = loaded.env({BPF_FUNC_xdp_adjust_meta: self._adjust_meta,
+                               BPF_FUNC_redirect_map: self._redirect_map})
+        self.verified = loaded.variant == "fixed"
+        self.fast = fast
+
+    # ------------------------------------------------------------------ helpers
+    def _adjust_meta(self, ctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+        delta = r2 - (1 << 64) if r2 >> 63 else r2
+        delta = ((delta + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)     # int offset
+        rd = lambda f: ctx.read(r1 + XDP_BUFF.offsetof(f), 8)    # noqa: E731
+        data_meta, data, hard_start = rd("data_meta"), rd("data"), rd("data_hard_start")
+        if data_meta > data:                               # xdp_data_meta_unsupported
+            ret = -ENOTSUPP
+        else:
+            meta = data_meta + delta
+            metalen = data - meta
+            if meta < hard_start + XDP_FRAME.size or meta > data:
+                ret = -EINVAL
+            elif metalen & 3 or metalen > self.meta_max:
+                ret = -EACCES
+            else:
+                ctx.write(r1 + XDP_BUFF.offsetof("data_meta"), 8, meta)
+                ret = 0
+        self.state.adjust_meta.append(ret)
+        return ret & M64
+
+    def _redirect_map(self, ctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+        m = next((m for m in self.loaded.maps.values() if m.address == r1), None)
+        key = r2 & 0xFFFFFFFF
+        if m is not None and m.map_type in (BPF_MAP_TYPE_XSKMAP, BPF_MAP_TYPE_CPUMAP) \
+                and key in self.targets.get(m.map_id, {}):
+            self.state.redirect = (m.map_type, key)
+            return XDP_REDIRECT
+        return r3 & 3
+
+    # ------------------------------------------------------------------ one packet
+    def xdp_prepare_buff(self, packet: bytes) -> None:
+        """xdp_init_buff + xdp_prepare_buff into the wrapper's leading xdp_buff."""
+        if len(packet) > FRAME_SIZE - XDP_PACKET_HEADROOM - 320:
+            raise ValueError(f"packet of {len(packet)} bytes does not fit a {FRAME_SIZE}-byte frame")
+        base = self.frame.base
+        self.frame.data[:XDP_PACKET_HEADROOM] = bytes(XDP_PACKET_HEADROOM)
+        self.frame.data[XDP_PACKET_HEADROOM:XDP_PACKET_HEADROOM + len(packet)] = packet
+        data = base + XDP_PACKET_HEADROOM
+        w, lay = self.wrapper, XDP_BUFF
+        for name, value in (("data_hard_start", base), ("data", data), ("data_end", data + len(packet)),
+                            ("data_meta", data if self.meta_valid else data + 1), ("rxq", self.rxq.base),
+                            ("txq", 0), ("frame_sz", FRAME_SIZE), ("flags", 0)):
+            self.mem.write(w, lay, name, value)
+
+    def write_driver_metadata(self, meta: bytes) -> None:
+        """A driver that prepends metadata itself (BTF hints): bytes before data, data_meta moved."""
+        data = self.mem.read(self.wrapper, XDP_BUFF, "data")
+        off = data - self.frame.base
+        self.frame.data[off - len(meta):off] = meta
+        self.mem.write(self.wrapper, XDP_BUFF, "data_meta", data - len(meta))
+
+    def run(self, packet: bytes, driver_metadata: bytes = b"") -> PacketOutcome:
+        """Set up the xdp_buff (the driver has filled its wrapper fields), run the program."""
+        self.state = _PacketState()
+        self.xdp_prepare_buff(packet)
+        if driver_metadata:
+            self.write_driver_metadata(driver_metadata)
+        try:
+            res = run_in(self.loaded.xlated, self.mem.space, self.wrapper.base, env=self.env,
+                         verified=self.verified, fast=self.fast)
+            action_code, error = res.r0, None
+        except BpfError as exc:      # the simulated kernel oopses on this packet; we report it
+            res, action_code, error = None, XDP_ABORTED, f"{type(exc).__name__}: {exc}"
+        rd = lambda f: self.mem.read(self.wrapper, XDP_BUFF, f)   # noqa: E731
+        data, data_end, data_meta = rd("data"), rd("data_end"), rd("data_meta")
+        off = self.frame.base
+        payload = bytes(self.frame.data[data - off:data_end - off])
+        meta = bytes(self.frame.data[data_meta - off:data - off]) if data_meta <= data else b""
+        name = XDP_ACTION_NAMES.get(action_code, f"invalid({action_code})")
+        if action_code not in XDP_ACTION_NAMES:
+            name = "ABORTED"           # bpf_warn_invalid_xdp_action, then the ABORTED path
+        return PacketOutcome(name, res, error, meta, payload, tuple(self.state.adjust_meta),
+                             self.state.redirect)
+
+
+def deliver(outcome: PacketOutcome, *, xsks: Mapping[int, XskSocket], boot: Boot,
+            dev_name: str = "") -> tuple[str, Skb | None, str | None]:
+    """What happens after the program: (where the packet went, the skb if any, reason if dropped)."""
+    if outcome.error:
+        return "aborted", None, outcome.error
+    if outcome.action == "REDIRECT" and outcome.redirect is not None:
+        map_type, key = outcome.redirect
+        if map_type == BPF_MAP_TYPE_XSKMAP:
+            why = xsks[key].receive(outcome.meta, outcome.data)
+            return ("af_xdp", None, None) if why is None else ("dropped", None, why)
+        # CPUMAP: xdp_convert_buff_to_frame keeps metasize; __xdp_build_skb_from_frame then
+        # calls skb_metadata_set(skb, xdpf->metasize) on the remote CPU.
+        skb = skb_metadata_set(Skb(outcome.data, dev=dev_name), outcome.meta, boot)
+        return "cpumap", skb, None
+    if outcome.action == "PASS":
+        skb = skb_metadata_set(Skb(outcome.data, dev=dev_name), outcome.meta, boot)
+        return "stack", skb, None
+    if outcome.action == "DROP":
+        return "dropped", None, "XDP_DROP"
+    if outcome.action == "TX":
+        return "tx", None, "XDP_TX: sent back out, not received locally"
+    return "aborted", None, "XDP_ABORTED"
+
+
+__all__ = ["XdpRxQueue", "PacketOutcome", "deliver", "FRAME_SIZE", "META_MAX_RFC_ERA",
+           "XDP_DROP", "XDP_PASS", "XDP_TX", "errno_ret", "EINVAL"]
