@@ -43,9 +43,9 @@ def test_rfc_v2_veth_unrolls_both_kfuncs():
     assert "kfunc" not in xdplab.bpf.disassemble(lab.xlated)
 
 
-def test_run_is_not_there_yet_and_says_so():
-    with pytest.raises(NotImplementedError, match="delivery"):
-        xdplab.Lab("veth").run(10)
+def test_run_returns_one_row_per_packet():
+    df = xdplab.Lab("veth").run(7)
+    assert list(df.packet) == list(range(7)) and df.attrs["driver"] == "veth"
 
 
 @pytest.mark.parametrize("driver", drivers.names())
