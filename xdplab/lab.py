@@ -15,12 +15,12 @@ from .kernel.loader import VARIANTS, LoadedProgram
 from .kernel.maps import BPF_MAP_TYPE_XSKMAP
 from .kernel.provenance import InsnDiff
 from .kernel.uapi import BPF_F_XDP_HAS_METADATA
+from .kernel.symbols import OpCost
 from .kernel.uapi import ERRNO_NAMES
 from .programs import (ALL_DESIGNS, FIELD_SIZE, FIELDS_BY_DESIGN, UDP_PORT_AF_XDP, UDP_PORT_SKB,
                        xdp_metadata_program)
 
 PATHS = ("af_xdp", "skb")
-NS_PER_INSN = 0.28   # MODEL until the cost issue: one cycle per JITed insn at 3.6 GHz (E5-1650 v4)
 
 
 class Lab:
@@ -94,7 +94,7 @@ class Lab:
     def run(self, packets: int = 1000, path: str = "af_xdp", *, interval_ns: int = 1_000_000,
             start_ns: int = 2_000_000_000, jitter_ns: int = 0, stalls: tuple = (),
             clock_events: tuple = (), ppb: float = 0.0, fast: bool = True,
-            assume_meta_support: bool = False) -> pd.DataFrame:
+            assume_meta_support: bool = False, profile: str = "e5-1650v4-retpoline") -> pd.DataFrame:
         """Receive ``packets`` UDP frames and follow each to its consumer.
 
         ``path="af_xdp"``: the RFC v2 05/14 selftest flow (kfuncs, adjust_meta, store,
@@ -107,11 +107,14 @@ class Lab:
         could reach AF_XDP or the skb through data_meta; the option shows what would have.
 
         One row per packet; columns: packet, t_ns, hw_time_ns (the ideal), rx_timestamp (what
-        the consumer read; 0 = none), error_ns, insns, cost_ns (MODEL: instructions x
-        NS_PER_INSN until the cost model lands), action, delivered_to, meta_len, reason
-        (why a packet did not arrive, or arrived without a timestamp).
+        the consumer read; 0 = none), error_ns, insns, cost_ns (:mod:`xdplab.cost` on the CPU
+        ``profile``), action, delivered_to, meta_len, reason (why a packet did not arrive, or
+        arrived without a timestamp).
         """
+        from .cost import btf_hints_driver_work, packet_cost
+        from .cost import profile as cpu_profile
         from .designs import XDP_HINTS_TIMESTAMP, btf_hints_bytes
+        from .kernel.kfuncs import RFC_V2
         from .drivers.rx import rx_path
         from .kernel.af_xdp import XskSocket, xsk_consume
         from .kernel.structs import KernelMemory
@@ -134,6 +137,11 @@ class Lab:
         meta_size = XDP_HINTS_TIMESTAMP.size if hints else FIELD_SIZE * len(self.fields)
         ts_off = 0 if hints else (FIELD_SIZE * self.fields.index("rx_timestamp")
                                   if "rx_timestamp" in self.fields else None)
+        prof = cpu_profile(profile)
+        driver_work = None
+        if hints:
+            routine = self.device.driver.kfunc_routine(RFC_V2.by_name("bpf_xdp_metadata_rx_timestamp"))
+            driver_work = btf_hints_driver_work(routine.cost if routine else OpCost())
         rows = []
         for i, t in enumerate(Trace(packets, start_ns, interval_ns, jitter_ns, self.seed).times()):
             hw = rx.receive(i, t, len(frame))
@@ -152,7 +160,8 @@ class Lab:
             if reason is None:
                 reason = self._why(path, where, ts, out)
             insns = out.run.insns if out.run else 0
-            rows.append((i, t, hw, ts, (ts - hw) if ts else None, insns, insns * NS_PER_INSN,
+            cost = packet_cost(out.run, loaded.symbols, prof, driver_work=driver_work).total if out.run else float("nan")
+            rows.append((i, t, hw, ts, (ts - hw) if ts else None, insns, cost,
                          out.action, where, meta_len, reason or ""))
         df = pd.DataFrame(rows, columns=["packet", "t_ns", "hw_time_ns", "rx_timestamp", "error_ns", "insns",
                                          "cost_ns", "action", "delivered_to", "meta_len", "reason"])
@@ -160,7 +169,7 @@ class Lab:
         for col in ("hw_time_ns", "rx_timestamp"):
             df[col] = df[col].astype("uint64")
         df.attrs.update(driver=self.driver_name, design=self.design, variant=self.variant, path=path,
-                        fields=self.fields, cost_model="instruction count x NS_PER_INSN (MODEL)",
+                        fields=self.fields, cost_model=f"xdplab.cost, profile {profile}",
                         assume_meta_support=assume_meta_support)
         return df
 

@@ -80,6 +80,7 @@ class Counts:
     by_class: list[int] = field(default_factory=lambda: [0] * 8)
     touches: dict[tuple[str, str], int] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
+    call_targets: dict[tuple[str, int], int] = field(default_factory=dict)   # (kind, imm) -> count
 
 
 @dataclass
@@ -185,6 +186,8 @@ class Machine:
             what = f"kfunc with BTF id {imm}" if kind == "kfunc" else f"helper {imm}"
             raise BpfExecuteError(f"call to unknown {what}", slot)
         self.counts.calls[kind] = self.counts.calls.get(kind, 0) + 1
+        key = (kind, imm)
+        self.counts.call_targets[key] = self.counts.call_targets.get(key, 0) + 1
         self.last_call = slot
         try:
             result = fn(CallContext(self, slot), r1, r2, r3, r4, r5)

@@ -1,7 +1,7 @@
 """``run()``: load-time checks, memory set-up, then the fast path or the reference interpreter."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Mapping
 
@@ -30,6 +30,7 @@ class RunResult:
     calls: Mapping[str, int]
     mem: bytes
     fast: bool
+    call_targets: Mapping[tuple[str, int], int] = field(default_factory=dict)
 
 
 def run_detailed(program: Program, mem: bytes = b"", *, max_insns: int = 1_000_000,
@@ -97,6 +98,7 @@ def run_in(program: Program, space: AddressSpace, r1: int, r2: int = 0, *,
         calls=MappingProxyType(dict(c.calls)),
         mem=b"",
         fast=compiled is not None,
+        call_targets=MappingProxyType(dict(c.call_targets)),
     )
 
 

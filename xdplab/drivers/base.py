@@ -35,6 +35,16 @@ class UnrollContext:
     export_to_skb: Callable[[BpfPatch], None]
 
 
+def supported_routine(driver_name: str) -> "KernelFunction":
+    """``*_supported`` as a C routine (the call designs): every RFC v2 driver answers 1."""
+    from ..kernel.symbols import KernelFunction, OpCost
+
+    def fn(ctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+        return 1
+    return KernelFunction(f"{driver_name}_xdp_rx_timestamp_supported", fn,
+                          "returns 1 (every RFC v2 driver unrolls it to r0 = 1)", OpCost(insns={"alu64": 1}))
+
+
 class Driver:
     """Base class: a driver that unrolls nothing and offers no routines."""
 

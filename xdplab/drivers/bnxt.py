@@ -25,9 +25,9 @@ from ..bpf.patch import BpfPatch
 from ..clocks import Timecounter, cyclecounter_mask
 from ..kernel.kfuncs import KfuncSpec
 from ..kernel.structs import layout
-from ..kernel.symbols import KernelFunction
+from ..kernel.symbols import KernelFunction, OpCost
 from ..kernel.unroll_helpers import xdp_kfunc_call_preserving_r1
-from .base import Driver, UnrollContext, wrapper_layout
+from .base import Driver, UnrollContext, supported_routine, wrapper_layout
 
 BNXT_LO_TIMER_MASK = 0x0000FFFFFFFF   # bnxt_ptp.h
 BNXT_HI_TIMER_MASK = 0xFFFF00000000
@@ -126,7 +126,11 @@ def _v1_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
     return cctx.read(r1 + BNXT_XDP_BUFF.offsetof("r0"), 8)
 
 
-HELPER = KernelFunction("bnxt_xdp_rx_timestamp", bnxt_xdp_rx_timestamp, "RFC v2 14/14 helper")
+# Per call (MODEL op counts): wrapper loads, the completion word, old_time and the
+# timecounter fields under spin_lock_bh, the extension and cyc2time (mult 1: no multiply).
+COST_HELPER = OpCost(insns={"ldx": 9, "alu64": 12, "jmp": 5, "stx": 1},
+                     touches={"wrapper": 3, "descriptor": 1, "clock": 6}, spin_lock_bh=1)
+HELPER = KernelFunction("bnxt_xdp_rx_timestamp", bnxt_xdp_rx_timestamp, "RFC v2 14/14 helper", COST_HELPER)
 
 
 class Bnxt(Driver):
@@ -145,9 +149,11 @@ class Bnxt(Driver):
             ctx.export_to_skb(patch)
 
     def kfunc_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
+        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
+            return supported_routine(self.name)
         # No merged bnxt xdp_metadata_ops is known (kernel-facts §12.3): the generic default.
         if kfunc.field == "rx_timestamp" and kfunc.returns == "value":
-            return KernelFunction("bnxt_xdp_rx_timestamp_v1", _v1_rx_timestamp)
+            return KernelFunction("bnxt_xdp_rx_timestamp_v1", _v1_rx_timestamp, cost=COST_HELPER)
         return None
 
 

@@ -39,9 +39,9 @@ from ..clocks import Phc, Refresher
 from ..kernel import errno_ret
 from ..kernel.kfuncs import KfuncSpec
 from ..kernel.structs import layout
-from ..kernel.symbols import KernelFunction
+from ..kernel.symbols import KernelFunction, OpCost
 from ..kernel.uapi import ENODATA
-from .base import Driver, UnrollContext, wrapper_layout
+from .base import Driver, UnrollContext, supported_routine, wrapper_layout
 
 M32 = (1 << 32) - 1
 M64 = (1 << 64) - 1
@@ -110,6 +110,13 @@ class RxDescriptor:
         return bytes(d)
 
 
+# The C routine does what the unroll does (MODEL op counts: the 16 instructions the unroll
+# executes on its common path; the past branch is the same length).
+COST_TS = OpCost(insns={"alu64": 4, "alu": 2, "ldx": 5, "jmp": 5}, touches={"wrapper": 2, "ring": 1, "descriptor": 2})
+COST_XMO = OpCost(insns={"alu64": 7, "alu": 4, "ldx": 5, "jmp": 6, "stx": 1},
+                  touches={"wrapper": 2, "ring": 1, "descriptor": 2, "stack": 1})
+
+
 class Ice(Driver):
     name = "ice"
     wrapper = ICE_XDP_BUFF
@@ -135,11 +142,13 @@ class Ice(Driver):
             ctx.export_to_skb(patch)
 
     def kfunc_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
+        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
+            return supported_routine(self.name)
         if kfunc.field != "rx_timestamp":
             return None
         if kfunc.returns == "status":
-            return KernelFunction("ice_xdp_rx_hw_ts", _xmo_rx_timestamp)
-        return KernelFunction("ice_xdp_rx_timestamp", _v1_rx_timestamp)
+            return KernelFunction("ice_xdp_rx_hw_ts", _xmo_rx_timestamp, cost=COST_XMO)
+        return KernelFunction("ice_xdp_rx_timestamp", _v1_rx_timestamp, cost=COST_TS)
 
 
 def emit_rx_timestamp(patch: BpfPatch, defects: frozenset[str]) -> None:

@@ -28,10 +28,10 @@ from ..clocks import Timecounter, cyclecounter_mask
 from ..kernel import errno_ret
 from ..kernel.kfuncs import KfuncSpec
 from ..kernel.structs import layout
-from ..kernel.symbols import KernelFunction
+from ..kernel.symbols import KernelFunction, OpCost
 from ..kernel.uapi import ENODATA
 from ..kernel.unroll_helpers import xdp_kfunc_call_preserving_r1
-from .base import Driver, UnrollContext, wrapper_layout
+from .base import Driver, UnrollContext, supported_routine, wrapper_layout
 
 CQE_SIZE = 32
 MLX4_TS_CQE = layout("mlx4_ts_cqe", CQE_SIZE, "linux:include/linux/mlx4/cq.h struct mlx4_ts_cqe (packed)",
@@ -137,10 +137,16 @@ def _v1_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
     return cctx.read(r1 + MLX4_XDP_BUFF.offsetof("r0"), 8)
 
 
+# Per call (MODEL op counts): two wrapper loads, two CQE loads, be swaps, the seqlock read
+# (sequence twice), the timecounter fields, one 64x32 multiply, the r0 store.
+COST_HELPER = OpCost(insns={"ldx": 11, "alu64": 14, "jmp": 4, "stx": 1},
+                     touches={"wrapper": 3, "descriptor": 2, "clock": 7}, muls=1, seqlock_reads=1)
+COST_XMO = OpCost(insns={"ldx": 11, "alu64": 14, "jmp": 4, "stx": 1},
+                  touches={"wrapper": 2, "descriptor": 2, "clock": 7, "stack": 1}, muls=1, seqlock_reads=1)
 HELPER_POSTED = KernelFunction("mxl4_xdp_rx_timestamp", _rx_timestamp_helper(check_null=False),
-                               "RFC v2 12/14 helper as posted: cqe/mdev dereferenced unchecked")
+                               "RFC v2 12/14 helper as posted: cqe/mdev dereferenced unchecked", COST_HELPER)
 HELPER_FIXED = KernelFunction("mxl4_xdp_rx_timestamp", _rx_timestamp_helper(check_null=True),
-                              "RFC v2 12/14 helper with the NULL checks it needs")
+                              "RFC v2 12/14 helper with the NULL checks it needs", COST_HELPER)
 
 
 class Mlx4(Driver):
@@ -162,11 +168,13 @@ class Mlx4(Driver):
             ctx.export_to_skb(patch)
 
     def kfunc_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
+        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
+            return supported_routine(self.name)
         if kfunc.field != "rx_timestamp":
             return None
         if kfunc.returns == "status":
-            return KernelFunction("mlx4_en_xdp_rx_timestamp", _xmo_rx_timestamp)
-        return KernelFunction("mlx4_xdp_rx_timestamp", _v1_rx_timestamp)
+            return KernelFunction("mlx4_en_xdp_rx_timestamp", _xmo_rx_timestamp, cost=COST_XMO)
+        return KernelFunction("mlx4_xdp_rx_timestamp", _v1_rx_timestamp, cost=COST_HELPER)
 
 
 class Mlx4RxHw:

@@ -20,7 +20,7 @@ from ..bpf.patch import BpfPatch
 from ..kernel import errno_ret
 from ..kernel.kfuncs import XDP_RSS_TYPE_L4_ANY, XDP_RSS_TYPE_NONE, KfuncSpec
 from ..kernel.structs import SK_BUFF, layout
-from ..kernel.symbols import KernelFunction
+from ..kernel.symbols import KernelFunction, OpCost
 from ..kernel.uapi import ENODATA
 from .base import Driver, UnrollContext, wrapper_layout
 
@@ -68,6 +68,13 @@ def _xmo_rx_hash(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
     return 0
 
 
+# Work per call of each C routine (MODEL op counts from reading the routine).
+COST_TS = OpCost(insns={"ldx": 2, "jmp": 2, "alu64": 1}, touches={"wrapper": 1, "skb": 1})
+COST_XMO = OpCost(insns={"ldx": 2, "jmp": 2, "alu64": 2, "stx": 1}, touches={"wrapper": 1, "skb": 1, "stack": 1})
+COST_HASH = OpCost(insns={"ldx": 3, "jmp": 3, "alu64": 3, "stx": 2}, touches={"wrapper": 1, "skb": 2, "stack": 2})
+COST_CONST = OpCost(insns={"alu64": 1})
+
+
 class Veth(Driver):
     name = "veth"
     wrapper = VETH_XDP_BUFF
@@ -90,12 +97,12 @@ class Veth(Driver):
     def kfunc_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
         if kfunc.returns == "status":
             if kfunc.field == "rx_timestamp":
-                return KernelFunction("veth_xdp_rx_timestamp", _xmo_rx_timestamp)
+                return KernelFunction("veth_xdp_rx_timestamp", _xmo_rx_timestamp, cost=COST_XMO)
             if kfunc.field == "rx_hash":
-                return KernelFunction("veth_xdp_rx_hash", _xmo_rx_hash)
+                return KernelFunction("veth_xdp_rx_hash", _xmo_rx_hash, cost=COST_HASH)
             return None   # rx_vlan_tag came to veth after 6.3: the generic -EOPNOTSUPP
         if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP":
-            return KernelFunction("veth_xdp_rx_timestamp", _v1_rx_timestamp)
+            return KernelFunction("veth_xdp_rx_timestamp", _v1_rx_timestamp, cost=COST_TS)
         if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
-            return KernelFunction("veth_xdp_rx_timestamp_supported", _v1_supported)
+            return KernelFunction("veth_xdp_rx_timestamp_supported", _v1_supported, cost=COST_CONST)
         return None

@@ -44,7 +44,7 @@ from .kfuncs import TABLES, KfuncSpec, KfuncTable
 from .maps import BpfMap
 from .netdev import NetDevice, Netns
 from .provenance import InsnDiff, Origin, bpftool_style, build_diff
-from .symbols import KernelFunction, KernelSymbols
+from .symbols import KernelFunction, KernelSymbols, OpCost
 from .uapi import (BPF_F_XDP_HAS_METADATA, BPF_PROG_TYPE_XDP, BPF_XDP, EINVAL, EOPNOTSUPP,
                    HELPER_NAMES, PROG_LOAD_FLAGS)
 from .unroll_helpers import xdp_metadata_export_to_skb
@@ -146,7 +146,8 @@ class LoadedProgram:
 def _stub(name: str, value: int) -> KernelFunction:
     def fn(ctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
         return value
-    return KernelFunction(name, fn, f"generic default of {name}: returns {value:#x}")
+    return KernelFunction(name, fn, f"generic default of {name}: returns {value:#x}",
+                          OpCost(insns={"alu64": 1}))
 
 
 def default_routine(spec: KfuncSpec) -> KernelFunction:

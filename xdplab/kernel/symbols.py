@@ -8,7 +8,7 @@ table gives it an address and the ``imm`` that reaches it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 from ..bpf.machine import HelperFn
 
@@ -17,10 +17,24 @@ FUNC_STRIDE = 0x80
 
 
 @dataclass(frozen=True)
+class OpCost:
+    """The work a kernel routine does per call, in the cost model's primitives (MODEL counts
+    from reading the C routine): instructions by class, memory touches by region kind,
+    64-bit multiplies, seqlock read sections and spin_lock_bh sections."""
+
+    insns: Mapping[str, int] = field(default_factory=dict)
+    touches: Mapping[str, int] = field(default_factory=dict)
+    muls: int = 0
+    seqlock_reads: int = 0
+    spin_lock_bh: int = 0
+
+
+@dataclass(frozen=True)
 class KernelFunction:
     name: str
     fn: HelperFn
     doc: str = ""
+    cost: OpCost = field(default_factory=OpCost, compare=False)
 
 
 @dataclass
@@ -44,6 +58,12 @@ class KernelSymbols:
 
     def imm(self, name: str) -> int:
         return self.functions[name][0] - BPF_CALL_BASE
+
+    def function_at_imm(self, imm: int) -> KernelFunction | None:
+        for addr, kf in self.functions.values():
+            if addr - BPF_CALL_BASE == imm:
+                return kf
+        return None
 
     def name_at_imm(self, imm: int) -> str | None:
         for name, (addr, _) in self.functions.items():
