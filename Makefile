@@ -14,13 +14,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lab: $(STAMP)
-	$(PY) -m xdplab.demo
+	$(PY) -m xdplab lab
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_vm.py
+	$(PY) benchmarks/bench_viz.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -90,7 +90,7 @@ class InsnDiff:
         """A two-column table; each original instruction keeps one background colour on both
         sides, and each rewritten row names its pass in that pass's colour."""
         parts = ['<table class="xdplab-diff" style="border-collapse:collapse;'
-                 'font-family:monospace;font-size:12px">']
+                 'font-family:monospace;font-size:11px">']
         if self.title:
             parts.append(f'<caption style="text-align:left;font-weight:bold">{html.escape(self.title)}</caption>')
         parts.append('<tr><th style="text-align:left;padding:2px 8px">original</th>'
@@ -105,9 +105,10 @@ class InsnDiff:
                     parts.append(f'<td rowspan="{n}" style="padding:1px 8px;vertical-align:top;white-space:pre">'
                                  f'{row.slot:4d}: {html.escape(self._ofmt(row.slot, row.insn))}</td>')
                     colour = pass_colour(row.pass_name)
-                    label = row.pass_name + (f" ({row.note})" if row.note else "")
-                    parts.append(f'<td rowspan="{n}" style="padding:1px 8px;vertical-align:top;color:{colour}">'
-                                 f'{html.escape(label) if row.changed else ""}</td>')
+                    tip = f' title="{html.escape(row.note)}"' if row.note else ""
+                    parts.append(f'<td rowspan="{n}"{tip} style="padding:1px 6px;vertical-align:top;'
+                                 f'color:{colour};white-space:nowrap">'
+                                 f'{html.escape(row.pass_name) if row.changed else ""}</td>')
                 if row.xlated:
                     s, i = row.xlated[k]
                     parts.append(f'<td style="padding:1px 8px;white-space:pre">{s:4d}: {html.escape(self._fmt(s, i))}</td>')

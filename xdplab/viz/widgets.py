@@ -37,7 +37,7 @@ class DiffView:
 
     def __init__(self) -> None:
         self.html = W.HTML()
-        self.widget = W.VBox([self.html])
+        self.widget = W.VBox([self.html], layout=W.Layout(max_height="640px", overflow="auto"))
         self.last_render_ms = 0.0
 
     def show(self, lab: Lab) -> None:
@@ -45,8 +45,8 @@ class DiffView:
         diff = lab.diff()
         changed = sum(1 for r in diff.rows if r.changed)
         log = "".join(f"<li>{html.escape(line)}</li>" for line in lab.loaded.log)
-        self.html.value = (f"<div><b>{html.escape(diff.title)}</b>: {len(lab.program)} → "
-                           f"{len(lab.xlated)} instructions, {changed} rewritten</div>"
+        self.html.value = (f"<div style='font-size:12px'>{len(lab.program)} → {len(lab.xlated)} "
+                           f"instructions, {changed} rewritten at load</div>"
                            f"{diff.to_html()}<ul style='font-size:11px'>{log}</ul>")
         self.last_render_ms = (time.perf_counter() - t0) * 1000
 
@@ -61,7 +61,7 @@ class TourApp:
         self.variant, self.fields = variant_picker(variant), field_picker(design, fields)
         self.status = W.HTML()
         self.diff = DiffView()
-        self.plots = W.Output()
+        self.plots = W.Output(layout=W.Layout(width="38%"))
         self.renders = 0
         self.lab: Lab | None = None
         self.error: str | None = None
@@ -71,6 +71,7 @@ class TourApp:
             w.observe(lambda change: None if self._updating else self.render(), names="value")
         self.design.observe(self._design_changed, names="value")
         controls = W.HBox([W.VBox([self.driver, self.design]), W.VBox([self.variant, self.fields])])
+        self.diff.widget.layout.width = "62%"
         self.widget = W.VBox([controls, self.status, W.HBox([self.diff.widget, self.plots])])
         self.render()
 
