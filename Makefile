@@ -22,6 +22,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_vm.py
 	$(PY) benchmarks/bench_viz.py
+	$(PY) benchmarks/bench_batch.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -41,6 +41,9 @@ class Trace:
     seed: int = 0
 
     def times(self) -> list[int]:
+        if not self.jitter_ns:
+            return list(range(self.start_ns, self.start_ns + self.count * self.interval_ns, self.interval_ns)) \
+                if self.interval_ns else [self.start_ns] * self.count
         rng = random.Random(f"trace-{self.seed}")
         out = []
         for k in range(self.count):

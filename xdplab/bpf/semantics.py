@@ -16,6 +16,8 @@ sections 4.1-4.3, and the kernel interpreter linux:kernel/bpf/core.c ___bpf_prog
 """
 from __future__ import annotations
 
+import operator
+
 from . import opcodes as op
 
 M64 = (1 << 64) - 1
@@ -147,36 +149,28 @@ def endian(cls: int, source: int, bits: int, value: int) -> int:
     return byteswap(value, bits)
 
 
+# Conditional jumps as comparisons on (unsigned, signed) operand pairs.  The operators work on
+# Python ints and on numpy arrays alike, so the lane machine uses the same table.
+UNSIGNED_COMPARE = {
+    op.BPF_JEQ: operator.eq, op.BPF_JNE: operator.ne, op.BPF_JGT: operator.gt, op.BPF_JGE: operator.ge,
+    op.BPF_JLT: operator.lt, op.BPF_JLE: operator.le, op.BPF_JSET: lambda a, b: (a & b) != 0,
+}
+SIGNED_COMPARE = {
+    op.BPF_JSGT: operator.gt, op.BPF_JSGE: operator.ge, op.BPF_JSLT: operator.lt, op.BPF_JSLE: operator.le,
+}
+
+
 def jump_taken(operation: int, is32: bool, dst: int, src: int) -> bool:
     """Whether a conditional jump is taken; src is already the u64 (or u32) operand."""
     if is32:
         a, b = dst & M32, src & M32
-        sa, sb = s32(a), s32(b)
     else:
         a, b = dst, src
-        sa, sb = s64(a), s64(b)
-    if operation == op.BPF_JEQ:
-        return a == b
-    if operation == op.BPF_JNE:
-        return a != b
-    if operation == op.BPF_JGT:
-        return a > b
-    if operation == op.BPF_JGE:
-        return a >= b
-    if operation == op.BPF_JLT:
-        return a < b
-    if operation == op.BPF_JLE:
-        return a <= b
-    if operation == op.BPF_JSET:
-        return bool(a & b)
-    if operation == op.BPF_JSGT:
-        return sa > sb
-    if operation == op.BPF_JSGE:
-        return sa >= sb
-    if operation == op.BPF_JSLT:
-        return sa < sb
-    if operation == op.BPF_JSLE:
-        return sa <= sb
+    if operation in SIGNED_COMPARE:
+        sa, sb = (s32(a), s32(b)) if is32 else (s64(a), s64(b))
+        return bool(SIGNED_COMPARE[operation](sa, sb))
+    if operation in UNSIGNED_COMPARE:
+        return bool(UNSIGNED_COMPARE[operation](a, b))
     raise ValueError(f"no jump operation {operation:#x}")  # pragma: no cover
 
 
