@@ -58,3 +58,12 @@ def test_help_lists_the_commands():
     out = xdplab("--help")
     for cmd in ("diff", "xlated", "run", "cost", "lab"):
         assert cmd in out.stdout
+
+
+def test_program_object_and_a_broken_one(tmp_path):
+    out = xdplab("diff", "--driver", "ice", "--program", "data/programs/xdp_metadata_afxdp.o")
+    assert "[unroll:ice]" in out.stdout
+    bad = tmp_path / "bad.o"
+    bad.write_bytes(b"\x7fELF garbage")
+    proc = xdplab("run", "--driver", "ice", "--program", str(bad), ok=False)
+    assert proc.returncode == 1 and "malformed BPF object" in proc.stderr and "Traceback" not in proc.stderr

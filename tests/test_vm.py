@@ -247,3 +247,12 @@ def test_bad_arguments_are_bpf_errors():
         run([B.BPF_EXIT_INSN()])  # type: ignore[arg-type]
     with pytest.raises(BpfError, match="no instructions"):
         run(Program([]))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_atomic_fetch_into_r0_returns_the_old_value(fast):
+    """Found by the lane cross-check: a fetch whose src is R0 must leave the old value in R0."""
+    text = "*(u64 *)(r10 - 8) = 5\nr0 = 7\nr0 = atomic_fetch_add((u64 *)(r10 - 8), r0)\nr1 = *(u64 *)(r10 - 8)\nr0 <<= 8\nr0 |= r1\nexit"
+    assert run(assemble(text), fast=fast) == (5 << 8) | 12
+    xchg = "*(u32 *)(r10 - 4) = 9\nw0 = 3\nw0 = xchg32_32(r10 - 4, w0)\nexit"
+    assert run(assemble(xchg), fast=fast) == 9

@@ -175,6 +175,32 @@ for name in drivers.names():
 pd.DataFrame(rows)"""),
 ]
 
+NOTEBOOKS["02-unrolling"] += [
+    ("md", """## From C to BPF to xlated
+
+Reviewers bring C. `data/programs/xdp_metadata_afxdp.c` plays the RFC selftest's program; clang-14 compiled it
+to `xdp_metadata_afxdp.o`. xdplab loads the object as libbpf would (program sections, BTF-defined maps,
+`__ksym` kfuncs resolved to the kernel's BTF ids) and runs it through the same pipeline. Pick a driver."""),
+    ("code", """from pathlib import Path
+from xdplab.libbpf import BpfObject
+from xdplab.bpf import disassemble
+src = Path("../data/programs/xdp_metadata_afxdp.c")
+obj = BpfObject.open("../data/programs/xdp_metadata_afxdp.o")
+prog = obj.program()
+print(f"SEC({prog.section!r}) {prog.name}: {len(prog.insns)} instructions, maps {[m.name for m in obj.maps]}, "
+      f"kfuncs {[name for _, name in prog.kfunc_relocs]}")
+import html
+body = src.read_text()
+body = body[body.index('SEC(' + chr(34) + 'xdp' + chr(34) + ')'):]
+HTML("<pre style='font-size:11px;max-height:260px;overflow:auto'>" + html.escape(body) + "</pre>")"""),
+    ("code", """c_view = DiffView()
+c_drv = W.Dropdown(options=list(drivers.names()), value="ice", description="driver")
+def show_c(_=None):
+    c_view.show(xdplab.Lab(c_drv.value, program="../data/programs/xdp_metadata_afxdp.o"))
+c_drv.observe(show_c, names="value"); show_c()
+W.VBox([c_drv, c_view.widget])"""),
+]
+
 NOTEBOOKS["03-timestamps"] = [
     ("md", """# Each driver's clock, and how its conversion fails
 

@@ -379,6 +379,13 @@ def _run_batch(lab: "Lab", packets: int, path: str, *, interval_ns: int, start_n
     from .designs import XDP_HINTS_TIMESTAMP
     from .kernel.skb import Skb, skb_metadata_import_from_xdp   # noqa: F401 (semantics mirrored below)
     loaded = lab.loaded_for(path)
+    from .bpf import opcodes as bop
+    from .kernel.uapi import BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem
+    if any(i.opcode == bop.BPF_JMP | bop.BPF_CALL and i.src == 0 and i.imm in (BPF_FUNC_map_lookup_elem,
+                                                                             BPF_FUNC_map_update_elem)
+           for i in loaded.xlated):
+        raise ValueError("the batch engine does not run programs that look up or update maps "
+                         "(their values are shared between packets); use engine='scalar'")
     prof = cpu_profile(profile)
     rx = rx_path(lab.driver_name, KernelMemory(), variant=lab.variant, stalls=tuple(stalls),
                  clock_events=tuple(clock_events), ppb=ppb, seed=lab.seed)

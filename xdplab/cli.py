@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from . import drivers
+from .bpf import BpfError
 from .programs import ALL_DESIGNS
 
 
@@ -21,6 +22,8 @@ def _lab_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--design", default="rfc-v2", choices=ALL_DESIGNS)
     p.add_argument("--variant", default="fixed", choices=("fixed", "rfc-v2-posted"))
     p.add_argument("--seed", type=int, default=0, help="the simulated boot's seed")
+    p.add_argument("--program", metavar="OBJ", help="a clang-compiled BPF object (path, or path:program) "
+                   "instead of the built-in program")
 
 
 def _fields(text: str) -> tuple[str, ...]:
@@ -69,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args)
     except ValueError as exc:            # a choice the library refuses (field, design, ...)
         parser.error(str(exc))
+    except BpfError as exc:              # e.g. a malformed --program object
+        print(f"xdplab: {exc}", file=sys.stderr)
+        return 1
     except (OSError, RuntimeError) as exc:
         print(f"xdplab: {exc}", file=sys.stderr)
         return 1
@@ -92,7 +98,8 @@ def _dispatch(args: argparse.Namespace) -> int:
               ", ".join(f"{g}G {line_rate_budget_ns(g):.2f} ns" for g in (10, 25, 100)))
         return 0
     from .lab import Lab
-    lab = Lab(args.driver, _fields(args.fields), design=args.design, variant=args.variant, seed=args.seed)
+    lab = Lab(args.driver, _fields(args.fields), design=args.design, variant=args.variant, seed=args.seed,
+              program=args.program)
     if args.command == "diff":
         print(lab.diff().to_text(), end="")
         if args.html:

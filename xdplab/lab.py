@@ -6,6 +6,8 @@ load-time pipeline for that driver), ``.diff()`` (an :class:`InsnDiff`) and ``.r
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from . import drivers
@@ -45,7 +47,8 @@ class Lab:
     """
 
     def __init__(self, driver: str, fields: tuple[str, ...] | list[str] = ("rx_timestamp",), *,
-                 variant: str = "fixed", design: str = "rfc-v2", seed: int = 0) -> None:
+                 variant: str = "fixed", design: str = "rfc-v2", seed: int = 0,
+                 program: "Program | str | Path | None" = None) -> None:
         if driver not in drivers.names():
             raise ValueError(f"unknown driver {driver!r}; valid drivers: {', '.join(drivers.names())}")
         if design not in ALL_DESIGNS:
@@ -64,8 +67,13 @@ class Lab:
         self.driver_name, self.fields, self.variant, self.design, self.seed = driver, fields, variant, design, seed
         self.kernel = Kernel(seed)
         self.device = self.kernel.netns.add(f"{driver}0", drivers.get(driver))
-        self.xsk_map_fd = self.kernel.map_create("xsk", BPF_MAP_TYPE_XSKMAP, 4, 4, 64)
-        self.program: Program = xdp_metadata_program(design, fields, xsk_map_fd=self.xsk_map_fd)
+        self.source = None
+        if program is None:
+            self.xsk_map_fd = self.kernel.map_create("xsk", BPF_MAP_TYPE_XSKMAP, 4, 4, 64)
+            self.program: Program = xdp_metadata_program(design, fields, xsk_map_fd=self.xsk_map_fd)
+        else:
+            self.program = self._user_program(program, design)
+        self._custom = program is not None
         bound = design in ("rfc-v2", "rfc-v1", "merged")
         self._by_path: dict[str, LoadedProgram] = {}
         self.loaded: LoadedProgram = self.kernel.prog_load(
@@ -75,6 +83,24 @@ class Lab:
             design=design if bound else "rfc-v2",
             variant=variant,
         )
+
+    def _user_program(self, program, design: str) -> Program:  # type: ignore[no-untyped-def]
+        """A Program as given, or the first (or ``path:name``) program of a BPF object file;
+        its maps are created here, and the XSKMAP the consumer reads is the object's."""
+        from .kernel.maps import BPF_MAP_TYPE_XSKMAP as XSK
+        if isinstance(program, Program):
+            self.xsk_map_fd = self.kernel.map_create("xsk", XSK, 4, 4, 64)
+            return program
+        from .libbpf import BpfObject
+        text = str(program)
+        path, _, name = text.partition(":") if not Path(text).exists() else (text, "", "")
+        obj = BpfObject.open(path)
+        self.source = obj
+        kfunc_design = design if design in ("rfc-v2", "rfc-v1", "merged") else "rfc-v2"
+        prog = obj.load(self.kernel, design=kfunc_design, program=name or None)
+        xsks = [fd for fd, m in self.kernel.maps.items() if m.map_type == XSK]
+        self.xsk_map_fd = xsks[0] if xsks else self.kernel.map_create("xsk", XSK, 4, 4, 64)
+        return prog
 
     @property
     def xlated(self) -> Program:
@@ -93,7 +119,7 @@ class Lab:
         """The loaded program for a delivery path (the skb path uses the RFC's export program)."""
         if path not in PATHS:
             raise ValueError(f"unknown path {path!r}; valid paths: {', '.join(PATHS)}")
-        if path == "af_xdp":
+        if path == "af_xdp" or self._custom:     # a program of yours runs as it is on either path
             return self.loaded
         if path not in self._by_path:
             program = xdp_metadata_program(self.design, self.fields, xsk_map_fd=self.xsk_map_fd, path=path)
@@ -148,7 +174,10 @@ class Lab:
                            stalls=tuple(stalls), clock_events=tuple(clock_events), ppb=ppb,
                            assume_meta_support=assume_meta_support, profile=profile)
             return self._finish(df, path, profile, assume_meta_support)
-        mem = KernelMemory()
+        mem = KernelMemory(next_addr=self.kernel.memory.next_addr + 0x10000)
+        for region in self.kernel.memory.space.regions:     # maps live in kernel memory
+            if region.kind == "map":
+                mem.space.map(region)
         rx = rx_path(self.driver_name, mem, variant=self.variant, stalls=tuple(stalls),
                      clock_events=tuple(clock_events), ppb=ppb, seed=self.seed)
         sock = XskSocket.create()

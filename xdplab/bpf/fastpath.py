@@ -186,8 +186,12 @@ def _body_line(slot: int, insn: Insn) -> str | None:
         return f"st({_mem_addr(d, off)}, {_SIZE[code & 0x18]}, {imm & M64}, {slot}, {d}, {off})"
     if cls == op.BPF_STX:
         if code & 0xE0 == op.BPF_ATOMIC:
-            return (f"r{s}, r0 = atomic({code & 0x18}, {imm}, {_mem_addr(d, off)}, r{s}, r0, "
-                    f"{slot}, {d}, {off})")
+            call = f"atomic({code & 0x18}, {imm}, {_mem_addr(d, off)}, r{s}, r0, {slot}, {d}, {off})"
+            if imm == op.BPF_CMPXCHG:
+                return f"r0 = {call}[1]"
+            if imm & op.BPF_FETCH:
+                return f"r{s} = {call}[0]"
+            return call
         return f"st({_mem_addr(d, off)}, {_SIZE[code & 0x18]}, r{s}, {slot}, {d}, {off})"
     if code == op.OPCODE_LD_IMM64:
         if s == op.BPF_PSEUDO_FUNC:

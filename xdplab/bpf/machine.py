@@ -267,7 +267,11 @@ class Machine:
             elif cls == op.BPF_STX:
                 addr = (regs[dst] + off) & M64
                 if code & 0xE0 == op.BPF_ATOMIC:
-                    regs[src], regs[0] = self.atomic(code & 0x18, imm, addr, regs[src], regs[0], pc, dst, off)
+                    new_src, new_r0 = self.atomic(code & 0x18, imm, addr, regs[src], regs[0], pc, dst, off)
+                    if imm == op.BPF_CMPXCHG:
+                        regs[0] = new_r0          # R0 = the old value
+                    elif imm & op.BPF_FETCH:
+                        regs[src] = new_src       # src = the old value (even when src is R0)
                 else:
                     self.store(addr, SIZE_OF[code & 0x18], regs[src], pc, dst, off)
             else:  # BPF_LD: only ld_imm64 passes verify()

@@ -30,10 +30,11 @@ from . import errno_ret
 from .af_xdp import XDP_PACKET_HEADROOM, XskSocket
 from .boot import Boot
 from .loader import LoadedProgram
-from .maps import BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_XSKMAP
+from .maps import BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_XSKMAP
 from .skb import Skb, skb_metadata_set
 from .structs import (NET_DEVICE, XDP_BUFF, XDP_FRAME, XDP_RXQ_INFO, KernelMemory)
-from .uapi import (BPF_FUNC_redirect_map, BPF_FUNC_xdp_adjust_meta, EACCES, EINVAL, ENOTSUPP,
+from .uapi import (BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem, BPF_FUNC_redirect_map,
+                   BPF_FUNC_xdp_adjust_meta, E2BIG, EACCES, EINVAL, ENOTSUPP,
                    XDP_ABORTED, XDP_ACTION_NAMES, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX)
 
 FRAME_SIZE = 4096        # a page per frame (page_pool), as veth, ice and bnxt's page mode use
@@ -77,7 +78,10 @@ class XdpRxQueue:
         kernel_memory.write(self.rxq, XDP_RXQ_INFO, "queue_index", queue_index)
         self.state = _PacketState()
         self.env = loaded.env({BPF_FUNC_xdp_adjust_meta: self._adjust_meta,
-                               BPF_FUNC_redirect_map: self._redirect_map})
+                               BPF_FUNC_redirect_map: self._redirect_map,
+                               BPF_FUNC_map_lookup_elem: self._map_lookup_elem,
+                               BPF_FUNC_map_update_elem: self._map_update_elem})
+        self._hash_slots: dict[int, dict[bytes, int]] = {}
         self.verified = loaded.variant == "fixed"
         self.fast = fast
 
@@ -110,6 +114,42 @@ class XdpRxQueue:
             self.state.redirect = (m.map_type, key)
             return XDP_REDIRECT
         return r3 & 3
+
+    def _map_of(self, addr: int):  # type: ignore[no-untyped-def]
+        return next((m for m in self.loaded.maps.values() if m.address == addr), None)
+
+    def _value_addr(self, m, key: bytes, create: bool) -> int:  # type: ignore[no-untyped-def]
+        """ARRAY: the key is an index; HASH: the key's slot (MODEL: slots in insertion order).
+        Values live after a 256-byte header in the map's kernel region."""
+        if m.map_type == BPF_MAP_TYPE_ARRAY:
+            index = int.from_bytes(key[:4], "little")
+            return m.address + 256 + index * m.value_size if index < m.max_entries else 0
+        if m.map_type == BPF_MAP_TYPE_HASH:
+            slots = self._hash_slots.setdefault(m.map_id, {})
+            if key not in slots:
+                if not create or len(slots) >= m.max_entries:
+                    return 0
+                slots[key] = len(slots)
+            return m.address + 256 + slots[key] * m.value_size
+        return 0
+
+    def _map_lookup_elem(self, ctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+        """bpf_map_lookup_elem (kernel/bpf/helpers.c): a pointer to the value, or NULL."""
+        m = self._map_of(r1)
+        if m is None or m.map_type not in (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH):
+            return 0
+        return self._value_addr(m, ctx.read_bytes(r2, m.key_size), create=False)
+
+    def _map_update_elem(self, ctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+        """bpf_map_update_elem: copy the value in; -E2BIG when a HASH map is full."""
+        m = self._map_of(r1)
+        if m is None or m.map_type not in (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH):
+            return (-EINVAL) & M64
+        addr = self._value_addr(m, ctx.read_bytes(r2, m.key_size), create=True)
+        if not addr:
+            return (-(E2BIG if m.map_type == BPF_MAP_TYPE_HASH else EINVAL)) & M64
+        ctx.write_bytes(addr, ctx.read_bytes(r3, m.value_size))
+        return 0
 
     # ------------------------------------------------------------------ one packet
     def xdp_prepare_buff(self, packet: bytes) -> None:
