@@ -186,3 +186,32 @@ def test_bad_run_arguments():
     with pytest.raises(ValueError, match="non-negative"):
         lab.run(-1)
     assert len(lab.run(0)) == 0
+
+
+def test_cpumap_redirect_builds_an_skb_that_imports_the_metadata():
+    """xdp_frame -> skb on the remote CPU: skb_metadata_set(skb, xdpf->metasize) -> import."""
+    from xdplab.drivers.veth import VETH_XDP_BUFF, Veth
+    from xdplab.kernel.kfuncs import RFC_V2
+    from xdplab.kernel.maps import BPF_MAP_TYPE_CPUMAP
+    from xdplab.kernel.structs import SK_BUFF
+    from xdplab.kernel.uapi import BPF_F_XDP_HAS_METADATA
+    from xdplab.kernel.xdp import deliver
+    k = Kernel(seed=4)
+    dev = k.netns.add("veth0", Veth())
+    fd = k.map_create("cpus", BPF_MAP_TYPE_CPUMAP, 4, 4, 4)
+    export = RFC_V2.by_name("bpf_xdp_metadata_export_to_skb").btf_id
+    loaded = k.prog_load(assemble(f"r6 = r1\ncall kfunc({export})\nr1 = map_fd({fd}) ll\nr2 = 1\nr3 = 0\ncall 51\nexit"),
+                         prog_flags=BPF_F_XDP_HAS_METADATA, prog_ifindex=dev.ifindex)
+    mem = KernelMemory(next_addr=k.memory.next_addr + 0x10000)
+    wrapper = mem.new(VETH_XDP_BUFF, "w", kind="wrapper")
+    skb = mem.new(SK_BUFF, "skb", kind="skb")
+    mem.write(skb, SK_BUFF, "tstamp", 424242)
+    mem.write(wrapper, VETH_XDP_BUFF, "skb", skb.base)
+    q = XdpRxQueue(mem, loaded, wrapper, ifindex=dev.ifindex, redirect_targets={k.maps[fd].map_id: {1: "cpu1"}})
+    out = q.run(udp_frame(9081))
+    assert out.action == "REDIRECT" and out.redirect == (BPF_MAP_TYPE_CPUMAP, 1)
+    where, built, reason = deliver(out, xsks={}, boot=k.boot)
+    assert where == "cpumap" and built.hwtstamp == 424242 and reason is None
+    # an unregistered CPU: the map lookup fails, the low bits of flags are the action (0 = ABORTED)
+    q2 = XdpRxQueue(mem, loaded, wrapper, ifindex=dev.ifindex)
+    assert q2.run(udp_frame(9081)).action == "ABORTED"

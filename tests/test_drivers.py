@@ -267,3 +267,18 @@ def test_driver_names_and_unknown_defect():
     assert set(drivers.names()) == {"veth", "ice", "mlx4", "bnxt"}
     with pytest.raises(ValueError, match="unknown ice defect"):
         ice.Ice(defects=("typo",))
+
+
+@pytest.mark.parametrize("variant", ["fixed", "rfc-v2-posted"])
+def test_veth_unroll_equals_its_c_path(variant):
+    from xdplab.drivers.veth import VETH_XDP_BUFF, Veth
+    from xdplab.kernel.structs import SK_BUFF
+    k, _, call = unrolled(Veth(), variant)
+    wrapper = k.memory.new(VETH_XDP_BUFF, "w", kind="wrapper")
+    skb = k.memory.new(SK_BUFF, "skb", kind="skb")
+    rng = random.Random(9)
+    for _ in range(N):
+        has_skb, stamp = rng.random() > 0.1, rng.getrandbits(64)
+        k.memory.write(skb, SK_BUFF, "tstamp", stamp)
+        k.memory.write(wrapper, VETH_XDP_BUFF, "skb", skb.base if has_skb else 0)
+        assert call(wrapper.base) == (stamp if has_skb else 0)     # skb ? skb->tstamp : 0

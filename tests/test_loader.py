@@ -269,3 +269,17 @@ def test_two_boots_differ_in_magic_and_maybe_layout():
     assert all(b.xdp_metadata_magic & 1 for b in boots)
     assert len({b.xdp_to_skb_metadata.offsetof("magic") for b in boots}) == 2
     assert Kernel(seed=3).boot == Kernel(seed=3).boot
+
+
+class NoHook(Driver):
+    name = "nohook"
+    has_ndo_unroll_kfunc = False
+
+
+def test_driver_without_ndo_unroll_kfunc():
+    """RFC v2 defect (d): ndo_unroll_kfunc called without a NULL check."""
+    k, ifindex = kernel_with(NoHook())
+    with pytest.raises(LoadError, match="NULL pointer dereference"):
+        bound(k, ifindex, f"call kfunc({TS})\nexit", variant="rfc-v2-posted")
+    loaded = bound(k, ifindex, f"call kfunc({TS})\nexit")
+    assert loaded.patches[0].action == "default-unroll"

@@ -49,7 +49,8 @@ def cost_bars(costs: pd.DataFrame, budgets=BUDGETS_GBIT, title: str = "") -> Fig
     fig, ax = plt.subplots(figsize=(9, 3.8))
     labels, values, colours = [], [], []
     for (driver, design, fields), row in costs.set_index(["driver", "design", "fields"]).iterrows():
-        labels.append(f"{driver}\n{design}\n{fields}")
+        short = fields.replace("rx_timestamp", "ts").replace("rx_hash", "hash").replace("rx_vlan_tag", "vlan")
+        labels.append(f"{driver}\n{design}\n{short}")
         values.append(row.cost_ns)
         colours.append(DESIGN_COLOURS.get(design, "#444444"))
     x = np.arange(len(values))
