@@ -2,7 +2,6 @@
 and Lab.run's one-row-per-packet contract."""
 from __future__ import annotations
 
-import random
 
 import pytest
 from hypothesis import assume, given, settings

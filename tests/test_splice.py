@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xdplab.bpf import BpfError, BpfVerifyError, Env, Insn, Program, assemble, run, run_detailed
+from xdplab.bpf import BpfError, BpfVerifyError, Env, Program, assemble, run, run_detailed
 from xdplab.bpf import builders as B
 from xdplab.bpf import opcodes as op
 from xdplab.bpf.splice import patch_insn_single

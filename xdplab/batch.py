@@ -377,7 +377,6 @@ def _run_batch(lab: "Lab", packets: int, path: str, *, interval_ns: int, start_n
                stalls: tuple, clock_events: tuple, ppb: float, assume_meta_support: bool, profile: str,
                chunk: int = 131072, bounds: tuple[int, int] | None = None) -> pd.DataFrame:
     from .designs import XDP_HINTS_TIMESTAMP
-    from .kernel.skb import Skb, skb_metadata_import_from_xdp   # noqa: F401 (semantics mirrored below)
     loaded = lab.loaded_for(path)
     from .bpf import opcodes as bop
     from .kernel.uapi import BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem
@@ -413,7 +412,6 @@ def _run_batch(lab: "Lab", packets: int, path: str, *, interval_ns: int, start_n
         hw, ref = STATES[lab.driver_name](q, rx, t, n)
         data_addr = FRAME_BASE + XDP_PACKET_HEADROOM
         if hints and path == "af_xdp":
-            from .designs import XDP_HINTS_COMMON  # noqa: F401
             struct = np.zeros((n, XDP_HINTS_TIMESTAMP.size), np.uint8)
             from .designs import BTF_FULL_ID_MODEL, HINT_FLAG_RX_TIMESTAMP
             _put(struct, XDP_HINTS_TIMESTAMP.offsetof("rx_timestamp"), ref)

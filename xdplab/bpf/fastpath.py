@@ -293,7 +293,7 @@ def compile_program(program: Program) -> FastProgram | None:
     if not applicable(program):
         return None
     blocks = _blocks(program)
-    src = [f"def _run(R, ld, st, atomic, call, PZ, n, maxn, bc):",
+    src = ["def _run(R, ld, st, atomic, call, PZ, n, maxn, bc):",
            f"    {_REGS} = R",
            "    pc = 0",
            "    while True:"]

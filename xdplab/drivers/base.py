@@ -46,17 +46,48 @@ def supported_routine(driver_name: str) -> "KernelFunction":
 
 
 class Driver:
-    """Base class: a driver that unrolls nothing and offers no routines."""
+    """Base class.  A driver of the RFC sets ``supports_rx_timestamp`` and provides
+    :meth:`unroll_rx_timestamp` (RFC v2) and :meth:`timestamp_routine` (the call designs); the
+    dispatch over kfuncs is the same for all of them: ``*_supported`` unrolls to ``r0 = 1``
+    (every RFC v2 driver does, kernel-facts §5) and ``export_to_skb`` to the kernel's generic
+    unroll.  The base driver itself unrolls nothing and offers no routines."""
 
     name = "generic"
     wrapper: StructLayout = XDP_BUFF
     source = ""
+    supports_rx_timestamp = False
 
     def unroll_kfunc(self, ctx: UnrollContext, kfunc: KfuncSpec, patch: BpfPatch) -> None:
         """``ndo_unroll_kfunc``: append the kfunc's inline code to ``patch`` (or nothing)."""
+        if not self.supports_rx_timestamp:
+            return
+        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
+            from ..bpf import builders as B
+            patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 1))
+        elif kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP":
+            self.unroll_rx_timestamp(ctx, patch)
+        elif kfunc.enum == "XDP_METADATA_KFUNC_EXPORT_TO_SKB":
+            ctx.export_to_skb(patch)
+
+    def unroll_rx_timestamp(self, ctx: UnrollContext, patch: BpfPatch) -> None:
+        """The driver's RX_TIMESTAMP unroll (R0, R2-R5 only, no stack)."""
 
     def kfunc_routine(self, kfunc: KfuncSpec) -> "KernelFunction | None":
         """The driver's C routine for a kfunc in the call-based designs (rfc-v1, merged)."""
+        if not self.supports_rx_timestamp:
+            return None
+        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
+            return supported_routine(self.name)
+        if kfunc.field == "rx_timestamp":
+            return self.timestamp_routine(status=kfunc.returns == "status")
+        return self.other_routine(kfunc)
+
+    def timestamp_routine(self, *, status: bool) -> "KernelFunction | None":
+        """rx_timestamp as C: by value (RFC designs) or as status + out-pointer (merged)."""
+        return None
+
+    def other_routine(self, kfunc: KfuncSpec) -> "KernelFunction | None":
+        """Routines for the merged design's other fields (rx_hash, rx_vlan_tag)."""
         return None
 
     def __repr__(self) -> str:

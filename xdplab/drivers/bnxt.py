@@ -22,12 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..bpf.patch import BpfPatch
-from ..clocks import Timecounter, cyclecounter_mask
-from ..kernel.kfuncs import KfuncSpec
+from ..clocks import Phc, Refresher, Timecounter, cyclecounter_mask
 from ..kernel.structs import layout
 from ..kernel.symbols import KernelFunction, OpCost
 from ..kernel.unroll_helpers import xdp_kfunc_call_preserving_r1
-from .base import Driver, UnrollContext, supported_routine, wrapper_layout
+from .base import Driver, UnrollContext, wrapper_layout
 
 BNXT_LO_TIMER_MASK = 0x0000FFFFFFFF   # bnxt_ptp.h
 BNXT_HI_TIMER_MASK = 0xFFFF00000000
@@ -135,26 +134,16 @@ HELPER = KernelFunction("bnxt_xdp_rx_timestamp", bnxt_xdp_rx_timestamp, "RFC v2 
 
 class Bnxt(Driver):
     name = "bnxt"
+    supports_rx_timestamp = True
     wrapper = BNXT_XDP_BUFF
     source = "drivers/net/ethernet/broadcom/bnxt (RFC v2 13/14, 14/14)"
 
-    def unroll_kfunc(self, ctx: UnrollContext, kfunc: KfuncSpec, patch: BpfPatch) -> None:
-        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
-            from ..bpf import builders as B
-            patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 1))
-        elif kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP":
-            imm = ctx.symbols.add(HELPER)
-            xdp_kfunc_call_preserving_r1(patch, BNXT_XDP_BUFF.offsetof("r0"), imm)
-        elif kfunc.enum == "XDP_METADATA_KFUNC_EXPORT_TO_SKB":
-            ctx.export_to_skb(patch)
+    def unroll_rx_timestamp(self, ctx: UnrollContext, patch: BpfPatch) -> None:
+        xdp_kfunc_call_preserving_r1(patch, BNXT_XDP_BUFF.offsetof("r0"), ctx.symbols.add(HELPER))
 
-    def kfunc_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
-        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
-            return supported_routine(self.name)
+    def timestamp_routine(self, *, status: bool) -> KernelFunction | None:
         # No merged bnxt xdp_metadata_ops is known (kernel-facts §12.3): the generic default.
-        if kfunc.field == "rx_timestamp" and kfunc.returns == "value":
-            return KernelFunction("bnxt_xdp_rx_timestamp_v1", _v1_rx_timestamp, cost=COST_HELPER)
-        return None
+        return None if status else KernelFunction("bnxt_xdp_rx_timestamp_v1", _v1_rx_timestamp, cost=COST_HELPER)
 
 
 class BnxtRxHw:
@@ -196,8 +185,8 @@ class BnxtClock:
     (mult 1, shift 0, cycle_last = ns): RTC mode.
     """
 
-    phc: "Phc"
-    aux: "Refresher"
+    phc: Phc
+    aux: Refresher
 
     @classmethod
     def default(cls, *, offset_ns: int = 0x0100_0000_0000, ppb: float = 0.0, jitter_ns: float = 0.0,

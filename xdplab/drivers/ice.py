@@ -37,11 +37,10 @@ from ..bpf.insn import Insn
 from ..bpf.patch import BpfPatch
 from ..clocks import Phc, Refresher
 from ..kernel import errno_ret
-from ..kernel.kfuncs import KfuncSpec
 from ..kernel.structs import layout
 from ..kernel.symbols import KernelFunction, OpCost
 from ..kernel.uapi import ENODATA
-from .base import Driver, UnrollContext, supported_routine, wrapper_layout
+from .base import Driver, UnrollContext, wrapper_layout
 
 M32 = (1 << 32) - 1
 M64 = (1 << 64) - 1
@@ -119,6 +118,7 @@ COST_XMO = OpCost(insns={"alu64": 7, "alu": 4, "ldx": 5, "jmp": 6, "stx": 1},
 
 class Ice(Driver):
     name = "ice"
+    supports_rx_timestamp = True
     wrapper = ICE_XDP_BUFF
     source = "drivers/net/ethernet/intel/ice (RFC v2 09/14, 10/14)"
 
@@ -133,20 +133,11 @@ class Ice(Driver):
             return frozenset(self.defects)
         return frozenset(DEFECTS) if variant == "rfc-v2-posted" else frozenset()
 
-    def unroll_kfunc(self, ctx: UnrollContext, kfunc: KfuncSpec, patch: BpfPatch) -> None:
-        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
-            patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 1))
-        elif kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP":
-            emit_rx_timestamp(patch, self.active_defects(ctx.variant))
-        elif kfunc.enum == "XDP_METADATA_KFUNC_EXPORT_TO_SKB":
-            ctx.export_to_skb(patch)
+    def unroll_rx_timestamp(self, ctx: UnrollContext, patch: BpfPatch) -> None:
+        emit_rx_timestamp(patch, self.active_defects(ctx.variant))
 
-    def kfunc_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
-        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
-            return supported_routine(self.name)
-        if kfunc.field != "rx_timestamp":
-            return None
-        if kfunc.returns == "status":
+    def timestamp_routine(self, *, status: bool) -> KernelFunction:
+        if status:
             return KernelFunction("ice_xdp_rx_hw_ts", _xmo_rx_timestamp, cost=COST_XMO)
         return KernelFunction("ice_xdp_rx_timestamp", _v1_rx_timestamp, cost=COST_TS)
 

@@ -24,14 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..bpf.patch import BpfPatch
-from ..clocks import Timecounter, cyclecounter_mask
+from ..clocks import Refresher, Timecounter, cyclecounter_mask
 from ..kernel import errno_ret
-from ..kernel.kfuncs import KfuncSpec
 from ..kernel.structs import layout
 from ..kernel.symbols import KernelFunction, OpCost
 from ..kernel.uapi import ENODATA
 from ..kernel.unroll_helpers import xdp_kfunc_call_preserving_r1
-from .base import Driver, UnrollContext, supported_routine, wrapper_layout
+from .base import Driver, UnrollContext, wrapper_layout
 
 CQE_SIZE = 32
 MLX4_TS_CQE = layout("mlx4_ts_cqe", CQE_SIZE, "linux:include/linux/mlx4/cq.h struct mlx4_ts_cqe (packed)",
@@ -151,28 +150,19 @@ HELPER_FIXED = KernelFunction("mxl4_xdp_rx_timestamp", _rx_timestamp_helper(chec
 
 class Mlx4(Driver):
     name = "mlx4"
+    supports_rx_timestamp = True
     wrapper = MLX4_XDP_BUFF
     source = "drivers/net/ethernet/mellanox/mlx4 (RFC v2 11/14, 12/14)"
 
     def helper(self, variant: str) -> KernelFunction:
         return HELPER_POSTED if variant == "rfc-v2-posted" else HELPER_FIXED
 
-    def unroll_kfunc(self, ctx: UnrollContext, kfunc: KfuncSpec, patch: BpfPatch) -> None:
-        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
-            from ..bpf import builders as B
-            patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 1))
-        elif kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP":
-            imm = ctx.symbols.add(self.helper(ctx.variant))
-            xdp_kfunc_call_preserving_r1(patch, MLX4_XDP_BUFF.offsetof("r0"), imm)
-        elif kfunc.enum == "XDP_METADATA_KFUNC_EXPORT_TO_SKB":
-            ctx.export_to_skb(patch)
+    def unroll_rx_timestamp(self, ctx: UnrollContext, patch: BpfPatch) -> None:
+        imm = ctx.symbols.add(self.helper(ctx.variant))
+        xdp_kfunc_call_preserving_r1(patch, MLX4_XDP_BUFF.offsetof("r0"), imm)
 
-    def kfunc_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
-        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
-            return supported_routine(self.name)
-        if kfunc.field != "rx_timestamp":
-            return None
-        if kfunc.returns == "status":
+    def timestamp_routine(self, *, status: bool) -> KernelFunction:
+        if status:
             return KernelFunction("mlx4_en_xdp_rx_timestamp", _xmo_rx_timestamp, cost=COST_XMO)
         return KernelFunction("mlx4_xdp_rx_timestamp", _v1_rx_timestamp, cost=COST_HELPER)
 
@@ -216,7 +206,7 @@ class Mlx4Clock:
 
     freq_hz: int
     start_ns: int
-    overflow: "Refresher"
+    overflow: Refresher
     ppb: float = 0.0
     cycles0: int = 0
 

@@ -44,10 +44,6 @@ def _v1_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
     return cctx.read(skb + SK_BUFF.offsetof("tstamp"), 8) if skb else 0
 
 
-def _v1_supported(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
-    return 1
-
-
 def _xmo_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
     """veth_xdp_rx_timestamp (6.3): -ENODATA without an skb, else the skb's HW stamp."""
     skb = _skb_of(cctx, r1)
@@ -72,37 +68,29 @@ def _xmo_rx_hash(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
 COST_TS = OpCost(insns={"ldx": 2, "jmp": 2, "alu64": 1}, touches={"wrapper": 1, "skb": 1})
 COST_XMO = OpCost(insns={"ldx": 2, "jmp": 2, "alu64": 2, "stx": 1}, touches={"wrapper": 1, "skb": 1, "stack": 1})
 COST_HASH = OpCost(insns={"ldx": 3, "jmp": 3, "alu64": 3, "stx": 2}, touches={"wrapper": 1, "skb": 2, "stack": 2})
-COST_CONST = OpCost(insns={"alu64": 1})
 
 
 class Veth(Driver):
     name = "veth"
+    supports_rx_timestamp = True
     wrapper = VETH_XDP_BUFF
     source = "drivers/net/veth.c (RFC v2 03/14, 04/14; merged 6.3 veth_xdp_metadata_ops)"
 
-    def unroll_kfunc(self, ctx: UnrollContext, kfunc: KfuncSpec, patch: BpfPatch) -> None:
-        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
-            patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 1))
-        elif kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP":
-            patch.append(
-                B.BPF_LDX_MEM(op.BPF_DW, B.BPF_REG_5, B.BPF_REG_1, VETH_XDP_BUFF.offsetof("skb")),
-                B.BPF_JMP_IMM(op.BPF_JNE, B.BPF_REG_5, 0, 2),
-                B.BPF_MOV64_IMM(B.BPF_REG_0, 0),
-                B.BPF_JMP_A(1),
-                B.BPF_LDX_MEM(op.BPF_DW, B.BPF_REG_0, B.BPF_REG_5, SK_BUFF.offsetof("tstamp")),
-            )
-        elif kfunc.enum == "XDP_METADATA_KFUNC_EXPORT_TO_SKB":
-            ctx.export_to_skb(patch)
+    def unroll_rx_timestamp(self, ctx: UnrollContext, patch: BpfPatch) -> None:
+        patch.append(
+            B.BPF_LDX_MEM(op.BPF_DW, B.BPF_REG_5, B.BPF_REG_1, VETH_XDP_BUFF.offsetof("skb")),
+            B.BPF_JMP_IMM(op.BPF_JNE, B.BPF_REG_5, 0, 2),
+            B.BPF_MOV64_IMM(B.BPF_REG_0, 0),
+            B.BPF_JMP_A(1),
+            B.BPF_LDX_MEM(op.BPF_DW, B.BPF_REG_0, B.BPF_REG_5, SK_BUFF.offsetof("tstamp")),
+        )
 
-    def kfunc_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
-        if kfunc.returns == "status":
-            if kfunc.field == "rx_timestamp":
-                return KernelFunction("veth_xdp_rx_timestamp", _xmo_rx_timestamp, cost=COST_XMO)
-            if kfunc.field == "rx_hash":
-                return KernelFunction("veth_xdp_rx_hash", _xmo_rx_hash, cost=COST_HASH)
-            return None   # rx_vlan_tag came to veth after 6.3: the generic -EOPNOTSUPP
-        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP":
-            return KernelFunction("veth_xdp_rx_timestamp", _v1_rx_timestamp, cost=COST_TS)
-        if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
-            return KernelFunction("veth_xdp_rx_timestamp_supported", _v1_supported, cost=COST_CONST)
-        return None
+    def timestamp_routine(self, *, status: bool) -> KernelFunction:
+        if status:
+            return KernelFunction("veth_xdp_rx_timestamp", _xmo_rx_timestamp, cost=COST_XMO)
+        return KernelFunction("veth_xdp_rx_timestamp", _v1_rx_timestamp, cost=COST_TS)
+
+    def other_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
+        if kfunc.returns == "status" and kfunc.field == "rx_hash":
+            return KernelFunction("veth_xdp_rx_hash", _xmo_rx_hash, cost=COST_HASH)
+        return None   # rx_vlan_tag came to veth after 6.3: the generic -EOPNOTSUPP

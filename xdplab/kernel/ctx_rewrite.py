@@ -84,7 +84,7 @@ def ctx_accesses(program: Program) -> tuple[dict[int, int], dict[int, frozenset[
 
 
 def _successors(insn: Insn, slot: int, n: int) -> list[int]:
-    code, cls, operation = insn.opcode, insn.opcode & 7, insn.opcode & 0xF0
+    cls, operation = insn.opcode & 7, insn.opcode & 0xF0
     if cls in (op.BPF_JMP, op.BPF_JMP32):
         if operation == op.BPF_EXIT:
             return []
