@@ -132,11 +132,12 @@ def _open_lab(args: argparse.Namespace) -> int:
     if not tour.exists():
         raise OSError(f"{tour} not found: run xdplab lab from a checkout of the repository")
     cmd = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}",
-           f"--ServerApp.root_dir={root}", "notebooks/00-tour.ipynb"]
+           f"--ServerApp.root_dir={root}", "--LabApp.default_url=/lab/tree/notebooks/00-tour.ipynb"]
     if args.no_browser:
         cmd.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
+    print("xdplab: opening notebooks/00-tour.ipynb in JupyterLab (Ctrl-C to stop)", file=sys.stderr)
     return subprocess.call(cmd, cwd=root)
 
 
