@@ -385,6 +385,10 @@ def _run_batch(lab: "Lab", packets: int, path: str, *, interval_ns: int, start_n
            for i in loaded.xlated):
         raise ValueError("the batch engine does not run programs that look up or update maps "
                          "(their values are shared between packets); use engine='scalar'")
+    from .bpf.lanes import lanes_applicable
+    why = lanes_applicable(loaded.xlated)
+    if why:
+        raise ValueError(f"the batch engine cannot run this program ({why}); use engine='scalar'")
     prof = cpu_profile(profile)
     rx = rx_path(lab.driver_name, KernelMemory(), variant=lab.variant, stalls=tuple(stalls),
                  clock_events=tuple(clock_events), ppb=ppb, seed=lab.seed)
