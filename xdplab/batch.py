@@ -29,12 +29,13 @@ from .drivers.rx import rx_path
 from .drivers.veth import VETH_XDP_BUFF
 from .kernel.af_xdp import XDP_PACKET_HEADROOM
 from .kernel.kfuncs import RFC_V2
-from .kernel.structs import NET_DEVICE, XDP_BUFF, XDP_FRAME, XDP_RXQ_INFO, KernelMemory
+from .kernel.structs import NET_DEVICE, XDP_BUFF, XDP_RXQ_INFO, KernelMemory
 from .kernel.symbols import KernelSymbols, OpCost
-from .kernel.uapi import (BPF_FUNC_redirect_map, BPF_FUNC_xdp_adjust_meta, EACCES, EINVAL, ENOTSUPP,
+from .kernel.uapi import (BPF_FUNC_redirect_map, BPF_FUNC_xdp_adjust_meta,
                           XDP_REDIRECT)
-from .kernel.xdp import FRAME_SIZE, META_MAX_RFC_ERA
+from .kernel.xdp import FRAME_SIZE, META_MAX_RFC_ERA, adjust_meta_result, int_arg
 from .programs import FIELD_SIZE, UDP_PORT_AF_XDP, UDP_PORT_SKB
+from .reasons import why
 from .traffic import Trace, udp_frame
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -130,18 +131,13 @@ class _Queue:
 
     # ---------------------------------------------------------------- vector helpers
     def adjust_meta(self, st: LaneState, lanes: np.ndarray, args: list[np.ndarray]) -> np.ndarray:
-        delta = ((args[1].astype(np.int64) + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
         w = self.wrapper.data
         whole = len(lanes) == self.n
         def get(name):  # type: ignore[no-untyped-def]
             col = w.view("<u8")[:, XDP_BUFF.offsetof(name) // 8]
             return (col if whole else col[lanes]).astype(np.int64)
-        data_meta, data, hard = get("data_meta"), get("data"), get("data_hard_start")
-        meta = data_meta + delta
-        metalen = data - meta
-        ret = np.where(data_meta > data, -ENOTSUPP,
-                       np.where((meta < hard + XDP_FRAME.size) | (meta > data), -EINVAL,
-                                np.where((metalen & 3) | (metalen > META_MAX_RFC_ERA), -EACCES, 0)))
+        ret, meta = adjust_meta_result(get("data_meta"), get("data"), get("data_hard_start"),
+                                       int_arg(args[1].astype(np.int64)), META_MAX_RFC_ERA)
         good = ret == 0
         off = XDP_BUFF.offsetof("data_meta")
         w[lanes[good], off:off + 8] = _u64_bytes(meta[good].astype(U64))
@@ -436,7 +432,6 @@ def _run_batch(lab: "Lab", packets: int, path: str, *, interval_ns: int, start_n
         to_xsk = ~err & (action == XDP_REDIRECT) & q.redirected
         passed = ~err & (action == 2)
         where_code = np.select([err, to_xsk, passed, action == 1, action == 3], [4, 0, 1, 2, 3], 4)
-        where = np.array(WHERE, dtype=object)[where_code]
         base_off = XDP_PACKET_HEADROOM - FRONT
         ts = np.zeros(n, U64)
         if ts_off is not None and lab.design != "none" and meta_size:
@@ -454,7 +449,7 @@ def _run_batch(lab: "Lab", packets: int, path: str, *, interval_ns: int, start_n
             ts = np.where(ok16 & (magic == boot.xdp_metadata_magic), stamp, ts)
         _ = base_off
         cost = np.where(err, np.nan, lane_costs(res, loaded.symbols, prof, driver_work))
-        reason = _reasons(lab, path, where, ts, q, res.errors)
+        reason = _reasons(lab, path, where_code, ts, q, res.errors)
         act = np.where(err | (action > 4), 0, action).astype(np.int64)
         frames.append(pd.DataFrame({
             "packet": np.arange(lo, lo + n), "t_ns": t, "hw_time_ns": hw, "rx_timestamp": ts,
@@ -471,53 +466,30 @@ ACTIONS = ["ABORTED", "DROP", "PASS", "TX", "REDIRECT"]
 WHERE = ["af_xdp", "stack", "dropped", "tx", "aborted"]
 
 
-def _reasons(lab: "Lab", path: str, where: np.ndarray, ts: np.ndarray, q: _Queue, errors: np.ndarray) -> pd.Categorical:
-    """Why each packet did not arrive (or arrived without a stamp), as a categorical built from
-    masks: a handful of distinct messages over many packets."""
+def _reasons(lab: "Lab", path: str, where_code: np.ndarray, ts: np.ndarray, q: _Queue,
+             errors: np.ndarray) -> pd.Categorical:
+    """:func:`xdplab.reasons.why` for every packet, asked once per distinct combination of facts
+    (a handful over many packets); program faults carry their own message."""
+    n = len(where_code)
     cats: list[str] = [""]
-    codes = np.zeros(len(where), np.int64)
-
-    def assign(mask: np.ndarray, message: str) -> None:
-        if message not in cats:
-            cats.append(message)
-        codes[mask] = cats.index(message)
-
-    _reason_masks(lab, path, where, ts, q, errors, assign)
-    return pd.Categorical.from_codes(codes, cats)
-
-
-def _reason_masks(lab: "Lab", path: str, where: np.ndarray, ts: np.ndarray, q: _Queue, errors: np.ndarray,
-                  assign) -> None:  # type: ignore[no-untyped-def]
-    from .kernel.uapi import ERRNO_NAMES
-    n = len(where)
-    want = "af_xdp" if path == "af_xdp" else "stack"
+    codes = np.zeros(n, np.int64)
     err = np.not_equal(errors, None).astype(bool) if n else np.zeros(0, bool)
     for i in np.nonzero(err)[0]:
-        one = np.zeros(n, bool)
-        one[i] = True
-        assign(one, f"BpfExecuteError: {errors[i]}")
-    wrong = ~err & (where != want)
-    adj_fail = wrong & q.adjust_called & (q.adjust < 0) & (path == "af_xdp")
-    for code in np.unique(q.adjust[adj_fail]):
-        name = ERRNO_NAMES.get(int(-code), str(int(-code)))
-        hint = (" (the driver has no metadata support: xdp_prepare_buff(..., meta_valid=false))"
-                if name == "ENOTSUPP" else "")
-        assign(adj_fail & (q.adjust == code), f"bpf_xdp_adjust_meta returned -{name}{hint}; the program "
-                                              "passed the packet to the stack")
-    other = wrong & ~adj_fail
-    for w in np.unique(where[other]):
-        assign(other & (where == w), f"went to {w} instead of {want}")
-    none_ts = ~err & ~wrong & (ts == 0)
-    if not none_ts.any():
-        return
-    if lab.design == "none" or "rx_timestamp" not in lab.fields:
-        assign(none_ts, "no timestamp asked for")
-    elif path == "skb" and lab.design in ("merged", "btf-hints", "none"):
-        assign(none_ts, f"the {lab.design} design has no xdp->skb metadata path")
-    elif path == "skb":
-        no_meta = q.field("data_meta") >= q.field("data")
-        assign(none_ts & no_meta, "export_to_skb wrote no metadata (data_meta != data, or no headroom)")
-        assign(none_ts & ~no_meta, "skb_metadata_import_from_xdp rejected the metadata (size or magic) "
-                                   "or the stamp was 0")
-    else:
-        assign(none_ts, "the kfunc reported no timestamp (0)")
+        message = f"BpfExecuteError: {errors[i]}"
+        if message not in cats:
+            cats.append(message)
+        codes[i] = cats.index(message)
+    ok = ~err
+    if ok.any():
+        adjust = np.where(q.adjust_called, q.adjust, 0)
+        written = q.field("data_meta") < q.field("data")
+        facts = np.stack([where_code, ts != 0, adjust, written], axis=1).astype(np.int64)[ok]
+        groups, inverse = np.unique(facts, axis=0, return_inverse=True)
+        group_code = []
+        for w, has_ts, adj, wrote in groups:
+            message = why(lab.design, lab.fields, path, WHERE[w], bool(has_ts), int(adj), bool(wrote)) or ""
+            if message not in cats:
+                cats.append(message)
+            group_code.append(cats.index(message))
+        codes[ok] = np.asarray(group_code, np.int64)[inverse.reshape(-1)]
+    return pd.Categorical.from_codes(codes, cats)

@@ -18,7 +18,7 @@ from .kernel.maps import BPF_MAP_TYPE_XSKMAP
 from .kernel.provenance import InsnDiff
 from .kernel.uapi import BPF_F_XDP_HAS_METADATA
 from .kernel.symbols import OpCost
-from .kernel.uapi import ERRNO_NAMES
+from .reasons import why
 from .programs import (ALL_DESIGNS, FIELD_SIZE, FIELDS_BY_DESIGN, UDP_PORT_AF_XDP, UDP_PORT_SKB,
                        xdp_metadata_program)
 
@@ -211,7 +211,8 @@ class Lab:
             elif where in ("stack", "cpumap") and skb is not None:
                 ts = skb.hwtstamp
             if reason is None:
-                reason = self._why(path, where, ts, out)
+                reason = why(self.design, self.fields, path, where, bool(ts),
+                             out.adjust_meta[-1] if out.adjust_meta else 0, bool(out.meta))
             insns = out.run.insns if out.run else 0
             cost = packet_cost(out.run, loaded.symbols, prof, driver_work=driver_work).total if out.run else float("nan")
             rows.append((i, t, hw, ts, (ts - hw) if ts else None, insns, cost,
@@ -236,28 +237,6 @@ class Lab:
                         fields=self.fields, cost_model=f"xdplab.cost, profile {profile}",
                         assume_meta_support=assume_meta_support)
         return df
-
-    def _why(self, path: str, where: str, ts: int, out) -> str | None:  # type: ignore[no-untyped-def]
-        want = "af_xdp" if path == "af_xdp" else "stack"
-        if where != want:
-            if path == "af_xdp" and out.adjust_meta and out.adjust_meta[-1] < 0:
-                code = -out.adjust_meta[-1]
-                name = ERRNO_NAMES.get(code, str(code))
-                hint = (" (the driver has no metadata support: xdp_prepare_buff(..., meta_valid=false))"
-                        if name == "ENOTSUPP" else "")
-                return f"bpf_xdp_adjust_meta returned -{name}{hint}; the program passed the packet to the stack"
-            return f"went to {where} instead of {want}"
-        if ts:
-            return None
-        if self.design == "none" or "rx_timestamp" not in self.fields:
-            return "no timestamp asked for"
-        if path == "skb" and self.design in ("merged", "btf-hints", "none"):
-            return f"the {self.design} design has no xdp->skb metadata path"
-        if path == "skb":
-            if not out.meta:
-                return "export_to_skb wrote no metadata (data_meta != data, or no headroom)"
-            return "skb_metadata_import_from_xdp rejected the metadata (size or magic) or the stamp was 0"
-        return "the kfunc reported no timestamp (0)"
 
     def __repr__(self) -> str:
         return (f"Lab({self.driver_name!r}, fields={self.fields!r}, variant={self.variant!r}, "

@@ -25,6 +25,7 @@ import numpy as np
 from . import opcodes as op
 from .errors import BpfExecuteError
 from .insn import Program
+from .machine import IntAccess, describe_base
 from .memory import POISON_BASE, STACK_BASE
 from .semantics import SIGNED_COMPARE, UNSIGNED_COMPARE
 
@@ -80,7 +81,7 @@ VectorHelper = Callable[["LaneState", np.ndarray, list[np.ndarray]], np.ndarray]
 
 
 @dataclass
-class LaneCallContext:
+class LaneCallContext(IntAccess):
     """What a *scalar* helper sees when run for one lane (the CallContext interface)."""
 
     state: "LaneState"
@@ -92,12 +93,6 @@ class LaneCallContext:
 
     def write_bytes(self, addr: int, data: bytes) -> None:
         self.state.lane_write(self.lane, addr, data, self.index)
-
-    def read(self, addr: int, size: int) -> int:
-        return int.from_bytes(self.read_bytes(addr, size), "little")
-
-    def write(self, addr: int, size: int, value: int) -> None:
-        self.write_bytes(addr, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
 
 
 class LaneState:
@@ -225,17 +220,10 @@ class LaneState:
         r.data.reshape(-1)[idx] = data
 
     def _fault(self, lanes, kind, size, addr, slot, base, off, base_values) -> None:  # type: ignore[no-untyped-def]
+        regions = [(r.name, r.base, r.size) for r in self.space.regions]
         for lane, bv in zip(lanes, base_values):
             self._error(int(lane), f"insn {slot}: {size}-byte {kind} at r{base}{off:+d} is outside "
-                                   f"{self._describe(int(base), int(bv))}")
-
-    def _describe(self, reg: int, value: int) -> str:
-        for r in self.space.regions:
-            if r.base <= value < r.base + r.size:
-                return f"{r.name} ({r.size} bytes)"
-        if POISON_BASE <= value < POISON_BASE + 16:
-            return f"any mapped region: r{reg} holds poison left by a call (R1-R5 are clobbered by calls)"
-        return f"any mapped region (address {value:#x})"
+                                   f"{describe_base(regions, int(base), int(bv), None)}")
 
     def _error(self, lane: int, message: str) -> None:
         if self.errors[lane] is None:

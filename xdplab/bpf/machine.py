@@ -43,18 +43,28 @@ class Env:
     poison_after_call: bool = True
 
 
-@dataclass(frozen=True)
-class CallContext:
-    """What a helper sees: the machine's memory and the calling instruction's index."""
+class IntAccess:
+    """``read``/``write`` of little-endian integers on top of ``read_bytes``/``write_bytes``."""
 
-    machine: "Machine"
-    index: int
+    def read_bytes(self, addr: int, size: int) -> bytes:  # pragma: no cover - provided by subclasses
+        raise NotImplementedError
+
+    def write_bytes(self, addr: int, data: bytes) -> None:  # pragma: no cover
+        raise NotImplementedError
 
     def read(self, addr: int, size: int) -> int:
         return int.from_bytes(self.read_bytes(addr, size), "little")
 
     def write(self, addr: int, size: int, value: int) -> None:
         self.write_bytes(addr, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
+
+
+@dataclass(frozen=True)
+class CallContext(IntAccess):
+    """What a helper sees: the machine's memory and the calling instruction's index."""
+
+    machine: "Machine"
+    index: int
 
     def read_bytes(self, addr: int, size: int) -> bytes:
         r = self.machine.space.find(addr, size)
@@ -69,6 +79,18 @@ class CallContext:
             raise BpfExecuteError(f"helper write of {len(data)} bytes at {addr:#x} is outside "
                                   "any writable region", self.index)
         r.data[addr - r.base: addr - r.base + len(data)] = data
+
+
+def describe_base(regions, reg: int, value: int, last_call: int | None) -> str:  # type: ignore[no-untyped-def]
+    """What a faulting access's base register pointed at: a region (name, base, size), poison
+    left by a call, or nothing mapped.  ``regions`` yields (name, base, size)."""
+    for name, base, size in regions:
+        if base <= value < base + size:
+            return f"{name} ({size} bytes)"
+    if POISON_BASE <= value < POISON_BASE + 16:
+        where = f"the call at insn {last_call}" if last_call is not None else "a call"
+        return f"any mapped region: r{reg} holds poison left by {where} (R1-R5 are clobbered by calls)"
+    return f"any mapped region (address {value:#x})"
 
 
 @dataclass
@@ -123,20 +145,11 @@ class Machine:
         return regs
 
     # ---------------------------------------------------------------- memory, shared by both paths
-    def _describe(self, addr_reg: int, base_value: int) -> str:
-        r = self.space.region_at(base_value)
-        if r is not None:
-            return f"{r.name} ({len(r.data)} bytes)"
-        if POISON_BASE <= base_value < POISON_BASE + 16:
-            where = f" by the call at insn {self.last_call}" if self.last_call is not None else ""
-            return (f"any mapped region: r{addr_reg} holds poison left{where} "
-                    "(R1-R5 are clobbered by calls)")
-        return f"any mapped region (address {base_value:#x})"
-
     def fault(self, kind: str, size: int, addr: int, slot: int, base: int, off: int) -> BpfExecuteError:
         base_value = (addr - off) & M64
+        regions = ((r.name, r.base, len(r.data)) for r in self.space.regions)
         return BpfExecuteError(f"{size}-byte {kind} at r{base}{off:+d} is outside "
-                               f"{self._describe(base, base_value)}", slot)
+                               f"{describe_base(regions, base, base_value, self.last_call)}", slot)
 
     def load(self, addr: int, size: int, slot: int, base: int, off: int) -> int:
         for r in self.space.regions:

@@ -23,10 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+import numpy as np
+
 from ..bpf.errors import BpfError
 from ..bpf.machine import M64, CallContext
 from ..bpf.run import RunResult, run_in
-from . import errno_ret
 from .af_xdp import XDP_PACKET_HEADROOM, XskSocket
 from .boot import Boot
 from .loader import LoadedProgram
@@ -35,7 +36,12 @@ from .skb import Skb, skb_metadata_set
 from .structs import (NET_DEVICE, XDP_BUFF, XDP_FRAME, XDP_RXQ_INFO, KernelMemory)
 from .uapi import (BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem, BPF_FUNC_redirect_map,
                    BPF_FUNC_xdp_adjust_meta, E2BIG, EACCES, EINVAL, ENOTSUPP,
-                   XDP_ABORTED, XDP_ACTION_NAMES, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX)
+                   XDP_ABORTED, XDP_ACTION_NAMES, XDP_REDIRECT)
+
+# What deliver() says of a frame that no consumer receives.
+DROPPED = "XDP_DROP"
+TX = "XDP_TX: sent back out, not received locally"
+ABORTED = "XDP_ABORTED"
 
 FRAME_SIZE = 4096        # a page per frame (page_pool), as veth, ice and bnxt's page mode use
 META_MAX_RFC_ERA = 32    # xdp_metalen_invalid of the RFC's era (UNCONFIRMED release of 252)
@@ -45,6 +51,26 @@ META_MAX_RFC_ERA = 32    # xdp_metalen_invalid of the RFC's era (UNCONFIRMED rel
 class _PacketState:
     adjust_meta: list[int] = field(default_factory=list)
     redirect: tuple[int, int] | None = None     # (map_type, key)
+
+
+def int_arg(value):  # type: ignore[no-untyped-def]
+    """A helper's ``int`` argument: the low 32 bits of the register, sign-extended (ints or
+    int64 arrays alike)."""
+    return ((value + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def adjust_meta_result(data_meta, data, hard_start, delta, meta_max):  # type: ignore[no-untyped-def]
+    """``bpf_xdp_adjust_meta``'s checks (net/core/filter.c), on ints or numpy arrays alike:
+    (return code, the new data_meta).  -ENOTSUPP when the driver has no metadata
+    (xdp_data_meta_unsupported: data_meta > data); -EINVAL when the new data_meta falls below
+    data_hard_start + sizeof(struct xdp_frame) or above data; -EACCES when the length is not a
+    multiple of 4 or exceeds ``meta_max`` (xdp_metalen_invalid)."""
+    meta = data_meta + delta
+    metalen = data - meta
+    ret = np.where(data_meta > data, -ENOTSUPP,
+                   np.where((meta < hard_start + XDP_FRAME.size) | (meta > data), -EINVAL,
+                            np.where(((metalen & 3) != 0) | (metalen > meta_max), -EACCES, 0)))
+    return ret, meta
 
 
 @dataclass(frozen=True)
@@ -87,22 +113,12 @@ class XdpRxQueue:
 
     # ------------------------------------------------------------------ helpers
     def _adjust_meta(self, ctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-        delta = r2 - (1 << 64) if r2 >> 63 else r2
-        delta = ((delta + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)     # int offset
         rd = lambda f: ctx.read(r1 + XDP_BUFF.offsetof(f), 8)    # noqa: E731
-        data_meta, data, hard_start = rd("data_meta"), rd("data"), rd("data_hard_start")
-        if data_meta > data:                               # xdp_data_meta_unsupported
-            ret = -ENOTSUPP
-        else:
-            meta = data_meta + delta
-            metalen = data - meta
-            if meta < hard_start + XDP_FRAME.size or meta > data:
-                ret = -EINVAL
-            elif metalen & 3 or metalen > self.meta_max:
-                ret = -EACCES
-            else:
-                ctx.write(r1 + XDP_BUFF.offsetof("data_meta"), 8, meta)
-                ret = 0
+        ret, meta = adjust_meta_result(rd("data_meta"), rd("data"), rd("data_hard_start"), int_arg(r2),
+                                       self.meta_max)
+        ret = int(ret)
+        if ret == 0:
+            ctx.write(r1 + XDP_BUFF.offsetof("data_meta"), 8, meta)
         self.state.adjust_meta.append(ret)
         return ret & M64
 
@@ -215,11 +231,11 @@ def deliver(outcome: PacketOutcome, *, xsks: Mapping[int, XskSocket], boot: Boot
         skb = skb_metadata_set(Skb(outcome.data, dev=dev_name), outcome.meta, boot)
         return "stack", skb, None
     if outcome.action == "DROP":
-        return "dropped", None, "XDP_DROP"
+        return "dropped", None, DROPPED
     if outcome.action == "TX":
-        return "tx", None, "XDP_TX: sent back out, not received locally"
-    return "aborted", None, "XDP_ABORTED"
+        return "tx", None, TX
+    return "aborted", None, ABORTED
 
 
-__all__ = ["XdpRxQueue", "PacketOutcome", "deliver", "FRAME_SIZE", "META_MAX_RFC_ERA",
-           "XDP_DROP", "XDP_PASS", "XDP_TX", "errno_ret", "EINVAL"]
+__all__ = ["XdpRxQueue", "PacketOutcome", "deliver", "adjust_meta_result", "int_arg", "FRAME_SIZE",
+           "META_MAX_RFC_ERA", "DROPPED", "TX", "ABORTED"]
