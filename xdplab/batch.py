@@ -483,10 +483,16 @@ def _reasons(lab: "Lab", path: str, where_code: np.ndarray, ts: np.ndarray, q: _
     if ok.any():
         adjust = np.where(q.adjust_called, q.adjust, 0)
         written = q.field("data_meta") < q.field("data")
-        facts = np.stack([where_code, ts != 0, adjust, written], axis=1).astype(np.int64)[ok]
-        groups, inverse = np.unique(facts, axis=0, return_inverse=True)
+        # one int64 key per packet: where (3 bits), has_ts, written, then -adjust (an errno)
+        key = (where_code.astype(np.int64) | ((ts != 0).astype(np.int64) << 3)
+               | (written.astype(np.int64) << 4) | ((-adjust).astype(np.int64) << 5))[ok]
+        if key[0] == key[-1] and bool((key == key[0]).all()):       # the usual case: one group
+            groups, inverse = key[:1], np.zeros(len(key), np.int64)
+        else:
+            groups, inverse = np.unique(key, return_inverse=True)
         group_code = []
-        for w, has_ts, adj, wrote in groups:
+        for k in groups.tolist():
+            w, has_ts, wrote, adj = k & 7, (k >> 3) & 1, (k >> 4) & 1, -(k >> 5)
             message = why(lab.design, lab.fields, path, WHERE[w], bool(has_ts), int(adj), bool(wrote)) or ""
             if message not in cats:
                 cats.append(message)
