@@ -19,18 +19,46 @@ Models (not kernel code; parameters documented where used):
   in ppb, Gaussian jitter from a seeded generator, and steps/frequency changes applied at
   given instants;
 - :class:`Refresher`: a periodic kernel task (ice's cached_phctime every 500 ms, bnxt's
-  old_time every 1 s, mlx4's overflow check every 5 s) with injectable stalls.
+  old_time every 1 s, mlx4's overflow check every 5 s) with injectable stalls, with the
+  kernel's delayed-work semantics (a stalled run happens when the stall ends and re-arms
+  its period from then).
 """
 from __future__ import annotations
 
+import functools
 import math
 import random
 from fractions import Fraction
 from dataclasses import dataclass, replace
+from typing import Any, Callable, TypeVar
+
+import numpy as np
 
 M64 = (1 << 64) - 1
 M32 = (1 << 32) - 1
 NSEC_PER_SEC = 1_000_000_000
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def u64_rule(fn: _F) -> _F:
+    """Write a kernel rule once, for Python ints and numpy arrays alike.
+
+    The rule's body is written in numpy: every argument arrives as a ``uint64`` array (C's u64
+    wrap-around comes for free), and the result goes back as an ``int`` when every argument was
+    a scalar.  So the scalar engine and the lane engine call the very same arithmetic: a
+    fidelity fix lands in one place.
+    """
+    @functools.wraps(fn)
+    def rule(*args: Any) -> Any:
+        scalar = all(np.ndim(a) == 0 for a in args)
+        arrays = [np.atleast_1d(np.asarray(a & M64 if isinstance(a, int) else a)).astype(np.uint64)
+                  for a in args]
+        with np.errstate(over="ignore"):
+            out = fn(*arrays)
+        return int(out[0]) if scalar else out
+    return rule  # type: ignore[return-value]
 
 
 def cyclecounter_mask(bits: int) -> int:
@@ -77,15 +105,25 @@ class Timecounter:
     def with_mult(self, mult: int) -> "Timecounter":
         return replace(self, mult=mult & M32)
 
-    def cyc2time(self, cycles: int) -> int:
-        """``timecounter_cyc2time``: ns for a raw counter value, without changing state."""
-        delta = (cycles - self.cycle_last) & self.mask
-        if delta > self.mask // 2:
-            delta = (self.cycle_last - cycles) & self.mask
-            ns = ((delta * self.mult - self.frac) & M64) >> self.shift
-            return (self.nsec - ns) & M64
-        ns = ((delta * self.mult + self.frac) & M64) >> self.shift
-        return (self.nsec + ns) & M64
+    def cyc2time(self, cycles: Any) -> Any:
+        """``timecounter_cyc2time``: ns for raw counter values (an int or an array), without
+        changing state."""
+        return timecounter_cyc2time(self.mult, self.shift, self.mask, self.cycle_last, self.nsec,
+                                    self.frac, cycles)
+
+
+@u64_rule
+def timecounter_cyc2time(mult: Any, shift: Any, mask: Any, cycle_last: Any, nsec: Any, frac: Any,
+                         cycles: Any) -> Any:
+    """``timecounter_cyc2time`` (kernel/time/timecounter.c@6.1.192:79) with its state as
+    arguments, so per-packet timecounters (arrays) work too: a delta above half the mask is in
+    the past and is converted backwards (``cc_cyc2ns_backwards``: ``(delta*mult - frac) >>
+    shift``); otherwise forwards (``cyclecounter_cyc2ns``: ``(delta*mult + frac) >> shift``)."""
+    delta = (cycles - cycle_last) & mask
+    past = delta > (mask >> np.uint64(1))
+    back = ((cycle_last - cycles) & mask) * mult - frac
+    fwd = delta * mult + frac
+    return np.where(past, nsec - (back >> shift), nsec + (fwd >> shift))
 
 
 def clocksource_khz2mult(khz: int, shift: int) -> int:
@@ -176,45 +214,123 @@ class Phc:
             value += Fraction(random.Random(self.seed * 1_000_003 + t_ns).gauss(0.0, self.jitter_ns))
         return math.floor(value) + steps
 
+    def ns_array(self, t_ns: np.ndarray) -> np.ndarray:
+        """:meth:`ns` for many instants, as u64 (mod 2**64).  Exact: plain int64 arithmetic
+        when the clock has no drift, events or jitter; otherwise :meth:`ns` once per distinct
+        instant."""
+        t = np.asarray(t_ns, np.int64)
+        if not self.ppb and not self.events and not self.jitter_ns and 0 <= self.offset_ns < 2**62:
+            return (np.int64(self.offset_ns) + t).astype(np.uint64)
+        uniq, inverse = np.unique(t, return_inverse=True)
+        values = np.array([self.ns(int(x)) & M64 for x in uniq], np.uint64)
+        return values[inverse.reshape(-1)]
+
     def with_event(self, event: ClockEvent) -> "Phc":
         return replace(self, events=self.events + (event,))
 
 
 @dataclass(frozen=True)
 class Refresher:
-    """A periodic task: runs at ``start + k*period`` except inside stall windows.
+    """A self-re-arming delayed work item (the kernel's periodic PHC refresh), with stalls.
 
-    ``stalls`` are (from_ns, to_ns) windows of true time during which the task does not run
-    (a workqueue starved, a PTP aux kthread blocked: fault injection).
+    Kernel semantics modelled (issue 13, item 10): the work re-queues itself at the end of
+    each run with a *relative* delay, so the next run is due ``period`` after the run that
+    armed it, not on a fixed grid:
+
+    - ice: ``ice_ptp_periodic_work`` ends with ``kthread_queue_delayed_work(ptp->kworker,
+      &ptp->work, msecs_to_jiffies(err ? 10 : 500))`` (drivers/net/ethernet/intel/ice/
+      ice_ptp.c@6.1.192:2420-2436); the timer expires at ``jiffies + delay``, jiffies being
+      the time of the re-queue (kernel/kthread.c@6.1.192:1082 ``__kthread_queue_delayed_work``);
+    - bnxt: the PTP aux kthread runs ``do_aux_work`` and re-queues with its return value
+      (drivers/ptp/ptp_clock.c@6.1.192:208-219 ``ptp_aux_kworker``);
+      ``bnxt_ptp_ts_aux_work`` sets ``next_period = now + HZ`` and returns ``HZ``
+      (drivers/net/ethernet/broadcom/bnxt/bnxt_ptp.c@6.1.192:692-713);
+    - mlx4: the service task re-queues itself every ``SERVICE_TASK_DELAY`` (HZ/4) and folds
+      the counter when ``last_overflow_check + MLX4_EN_OVERFLOW_PERIOD`` has passed, then sets
+      ``last_overflow_check = jiffies`` (en_netdev.c@6.1.192:1552-1558, en_clock.c@6.1.192:97-109):
+      also "period from the last run" (MODEL: the up-to-250 ms lateness of the service-task
+      tick is not modelled).
+
+    A stall ``(from_ns, to_ns)`` is a window in which the worker cannot run (kthread starved,
+    workqueue blocked: fault injection).  A run that falls due inside it is not lost: the
+    timer has already queued the work, which runs when the stall ends and re-arms ``period``
+    from then.  Overlapping or touching stalls act as one.  MODEL: runs take no time; jiffies
+    rounding (``msecs_to_jiffies`` rounds up) and timer-wheel slack are not modelled; the
+    first run is at ``start_ns``.
+
+    Vector form for the batch engine: :meth:`last_runs` (numpy array in, int64 array out,
+    -1 before the first run).
     """
 
     period_ns: int
     start_ns: int = 0
     stalls: tuple[tuple[int, int], ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.period_ns <= 0:
+            raise ValueError(f"Refresher period_ns must be positive, got {self.period_ns}")
+        for a, b in self.stalls:
+            if b < a:
+                raise ValueError(f"Refresher stall ({a}, {b}) ends before it starts")
+
+    def _segments(self) -> tuple[tuple[int, int | None], ...]:
+        """Runs as arithmetic runs: ``(anchor, cut)`` = runs ``anchor + k*period < cut``.
+
+        Each stall that delays a due run ends a segment at that run (``cut``) and starts the
+        next at the stall's end.  A stall that falls between two runs changes nothing.
+        """
+        merged: list[list[int]] = []
+        for a, b in sorted(self.stalls):
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            elif b > a:
+                merged.append([a, b])
+        segs: list[tuple[int, int | None]] = []
+        anchor, period = self.start_ns, self.period_ns
+        for a, b in merged:
+            if b <= anchor:
+                continue
+            due = anchor if a <= anchor else anchor + -(-(a - anchor) // period) * period
+            if due < b:                     # a run falls due inside the stall: it runs at b
+                segs.append((anchor, due))
+                anchor = b
+        segs.append((anchor, None))
+        return tuple(segs)
+
     def last_run(self, t_ns: int) -> int | None:
         """True time of the most recent run at or before ``t_ns`` (None if none yet)."""
-        if t_ns < self.start_ns:
-            return None
-        k = (t_ns - self.start_ns) // self.period_ns
-        while k >= 0:
-            at = self.start_ns + k * self.period_ns
-            if not any(a <= at < b for a, b in self.stalls):
-                return at
-            k -= 1
-        return None
+        best = None
+        for anchor, cut in self._segments():
+            if anchor > t_ns:
+                break
+            hi = t_ns if cut is None else min(t_ns, cut - 1)
+            if hi >= anchor:
+                best = anchor + (hi - anchor) // self.period_ns * self.period_ns
+        return best
+
+    def last_runs(self, t_ns):  # type: ignore[no-untyped-def]
+        """:meth:`last_run` for a numpy array of instants: int64 array, -1 where none yet."""
+        import numpy as np
+        t = np.asarray(t_ns, dtype=np.int64)
+        out = np.full(t.shape, -1, dtype=np.int64)
+        for anchor, cut in self._segments():
+            hi = t if cut is None else np.minimum(t, cut - 1)
+            ok = hi >= anchor
+            out = np.where(ok, anchor + (np.where(ok, hi, anchor) - anchor) // self.period_ns
+                           * self.period_ns, out)
+        return out
 
     def runs_between(self, a_ns: int, b_ns: int) -> list[int]:
         """Run instants in (a, b]."""
-        out = []
-        k = max(0, (a_ns - self.start_ns) // self.period_ns)
-        while True:
-            at = self.start_ns + k * self.period_ns
-            if at > b_ns:
-                break
-            if at > a_ns and not any(s <= at < e for s, e in self.stalls):
-                out.append(at)
-            k += 1
+        out: list[int] = []
+        period = self.period_ns
+        for anchor, cut in self._segments():
+            hi = b_ns if cut is None else min(b_ns, cut - 1)
+            lo = max(anchor, a_ns + 1)
+            if hi < lo:
+                continue
+            first = anchor + -(-(lo - anchor) // period) * period
+            out.extend(range(first, hi + 1, period))
         return out
 
     def with_stall(self, from_ns: int, to_ns: int) -> "Refresher":

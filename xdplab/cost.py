@@ -16,8 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping
+from types import MappingProxyType
+from typing import Any, Mapping
 
+import numpy as np
+
+from .bpf.opcodes import CLASS_NAMES
 from .bpf.run import RunResult
 from .kernel.symbols import KernelSymbols, OpCost
 from .kernel.uapi import BPF_FUNC_redirect_map, BPF_FUNC_xdp_adjust_meta
@@ -26,10 +30,10 @@ from .profiles import data_path
 PROFILES = ("e5-1650v4-retpoline", "modern-no-retpoline")
 
 # Helpers the programs call (MODEL op counts from net/core/filter.c):
-HELPER_COSTS: Mapping[int, OpCost] = {
+HELPER_COSTS: Mapping[int, OpCost] = MappingProxyType({
     BPF_FUNC_xdp_adjust_meta: OpCost(insns={"ldx": 3, "alu64": 6, "jmp": 4, "stx": 1}, touches={"wrapper": 4}),
     BPF_FUNC_redirect_map: OpCost(insns={"ldx": 4, "alu64": 6, "jmp": 4, "stx": 2}, touches={"map": 2}),
-}
+})
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,8 @@ def profile(name: str = "e5-1650v4-retpoline") -> CpuProfile:
     if name not in data:
         raise ValueError(f"unknown CPU profile {name!r}; valid profiles: {', '.join(data)}")
     p = data[name]
-    return CpuProfile(name, p["title"], p["ghz"]["value"], p["insn_cycles"]["value"], p["touch_cycles"]["value"],
+    return CpuProfile(name, p["title"], p["ghz"]["value"], MappingProxyType(dict(p["insn_cycles"]["value"])),
+                      MappingProxyType(dict(p["touch_cycles"]["value"])),
                       p["direct_call_ns"]["value"], p["prog_invoke_ns"]["value"], p["spin_lock_bh_ns"]["value"],
                       p["mul_cycles"]["value"])
 
@@ -76,46 +81,90 @@ def line_rate_budget_ns(gbit_per_s: float, frame_bytes: int = 64) -> float:
 
 @dataclass(frozen=True)
 class CostBreakdown:
-    program_ns: float     # the program's own instructions and memory touches
-    calls_ns: float       # call/return overhead of kernel calls
-    routines_ns: float    # the work inside the called routines (helpers, kfunc bodies)
-    driver_ns: float      # per-frame driver work a design adds (BTF hints fill)
-    invoke_ns: float      # the indirect call into the program
+    """The modelled cost of program runs, by part (floats for one packet, arrays for many)."""
+
+    program_ns: Any     # the program's own instructions and memory touches
+    calls_ns: Any       # call/return overhead of kernel calls
+    routines_ns: Any    # the work inside the called routines (helpers, kfunc bodies)
+    driver_ns: Any      # per-frame driver work a design adds (BTF hints fill)
+    invoke_ns: Any      # the call into the program
 
     @property
-    def total(self) -> float:
+    def total(self) -> Any:
         return self.program_ns + self.calls_ns + self.routines_ns + self.driver_ns + self.invoke_ns
 
 
-def packet_cost(result: RunResult, symbols: KernelSymbols, prof: CpuProfile, *,
-                driver_work: OpCost | None = None) -> CostBreakdown:
-    """The modelled cost of one program run (plus the design's per-frame driver work).
+@dataclass(frozen=True)
+class RunCounts:
+    """What the machine counted for ``n`` runs, as arrays: instructions per class name,
+    whether each region kind was touched, and calls per (kind, imm)."""
 
-    MODEL choices: a region kind's ``touch_cycles`` are charged once per packet (the first
-    access brings the line in, later ones hit L1) whoever touches it -- the program, a called
-    routine or the driver; a call instruction's own issue slot is part of ``direct_call_ns``
-    (which is calibrated on measured call-vs-unrolled differences).
-    """
-    kinds = {kind for (kind, _), n in result.touches.items() if n}
-    ncalls = sum(result.call_targets.values())
-    cycles = sum(n * prof.insn_cycles.get(c, 1.0) for c, n in result.by_class.items())
-    cycles -= ncalls * prof.insn_cycles.get("jmp", 0.5)
-    calls = routines = 0.0
-    for (kind, imm), n in result.call_targets.items():
-        calls += n * prof.direct_call_ns
+    by_class: Mapping[str, np.ndarray]
+    touched: Mapping[str, np.ndarray]
+    calls: Mapping[tuple[str, int], np.ndarray]
+
+    @classmethod
+    def of_run(cls, result: RunResult) -> "RunCounts":
+        """One scalar run as a single lane."""
+        kinds = {kind for (kind, _), n in result.touches.items() if n}
+        return cls({c: np.array([n]) for c, n in result.by_class.items()},
+                   {k: np.array([True]) for k in kinds},
+                   {key: np.array([n]) for key, n in result.call_targets.items()})
+
+    @classmethod
+    def of_lanes(cls, res: Any) -> "RunCounts":
+        """A lane run (:class:`xdplab.bpf.lanes.LaneResult`)."""
+        return cls({CLASS_NAMES[c]: res.by_class[c] for c in range(8)},
+                   {k: (res.kinds & np.int64(1 << i)) != 0 for i, k in enumerate(res.kind_names)},
+                   dict(res.calls))
+
+
+def _without_touches(op: OpCost) -> OpCost:
+    return OpCost(op.insns, {}, op.muls, op.seqlock_reads, op.spin_lock_bh)
+
+
+def price(counts: RunCounts, symbols: KernelSymbols, prof: CpuProfile, *,
+          driver_work: OpCost | None = None) -> CostBreakdown:
+    """The cost model, once for every engine: the program's instructions by class, each
+    region kind touched once per packet (the first access brings the line in, later ones hit
+    L1), whoever touches it -- the program, a called routine or the driver; per kernel call
+    ``direct_call_ns`` (a call instruction's own issue slot is part of it) plus the routine's
+    declared work; the design's per-frame driver work; the invocation of the program."""
+    n = len(next(iter(counts.by_class.values()))) if counts.by_class else 1
+    cycles = np.zeros(n)
+    for c, count in counts.by_class.items():
+        cycles = cycles + count * prof.insn_cycles.get(c, 1.0)
+    touched = {k: np.asarray(v, bool).copy() for k, v in counts.touched.items()}
+    calls = np.zeros(n)
+    routines = np.zeros(n)
+    for (kind, imm), count in counts.calls.items():
         op = HELPER_COSTS.get(imm) if kind == "helper" else None
         if op is None:
             kf = symbols.function_at_imm(imm)
             op = kf.cost if kf is not None else OpCost()
-        routines += n * prof.opcost_ns(OpCost(op.insns, {}, op.muls, op.seqlock_reads, op.spin_lock_bh))
-        kinds.update(k for k, c in op.touches.items() if c)
-    driver = 0.0
+        cycles = cycles - count * prof.insn_cycles.get("jmp", 0.5)
+        calls = calls + count * prof.direct_call_ns
+        routines = routines + count * prof.opcost_ns(_without_touches(op))
+        for k, v in op.touches.items():
+            if v:
+                touched[k] = touched.get(k, np.zeros(n, bool)) | (count > 0)
+    driver = np.zeros(n)
     if driver_work is not None:
-        driver = prof.opcost_ns(OpCost(driver_work.insns, {}, driver_work.muls, driver_work.seqlock_reads,
-                                       driver_work.spin_lock_bh))
-        kinds.update(k for k, c in driver_work.touches.items() if c)
-    program = (cycles + sum(prof.touch_cycles.get(k, 0.0) for k in kinds)) / prof.ghz
-    return CostBreakdown(program, calls, routines, driver, prof.prog_invoke_ns)
+        driver = driver + prof.opcost_ns(_without_touches(driver_work))
+        for k, v in driver_work.touches.items():
+            if v:
+                touched[k] = np.ones(n, bool)
+    for k, mask in touched.items():
+        cycles = cycles + mask * prof.touch_cycles.get(k, 0.0)
+    return CostBreakdown(cycles / prof.ghz, calls, routines, driver, np.full(n, prof.prog_invoke_ns))
+
+
+def packet_cost(result: RunResult, symbols: KernelSymbols, prof: CpuProfile, *,
+                driver_work: OpCost | None = None) -> CostBreakdown:
+    """:func:`price` for one scalar run, as floats."""
+    c = price(RunCounts.of_run(result), symbols, prof, driver_work=driver_work)
+    return CostBreakdown(*(float(np.asarray(x)[0]) for x in (c.program_ns, c.calls_ns, c.routines_ns,
+                                                              c.driver_ns, c.invoke_ns)))
 
 
 def kfunc_calls_scenario_ns(prof: CpuProfile, bodies: tuple[OpCost, ...], glue_insns: int = 3) -> float:

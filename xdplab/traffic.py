@@ -6,9 +6,10 @@ Frames are Ethernet / IPv4 / UDP, shaped like the RFC selftest's (RFC v2 05/14: 
 """
 from __future__ import annotations
 
-import random
 import struct
 from dataclasses import dataclass
+
+import numpy as np
 
 
 def ipv4_checksum(header: bytes) -> int:
@@ -30,9 +31,20 @@ def udp_frame(dst_port: int, *, src_port: int = 1234, payload: bytes = b"\xaa" *
     return dst_mac + src_mac + b"\x08\x00" + bytes(ip) + udp
 
 
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's output function (Steele, Lea, Flood 2014): a counter-based generator, so
+    packet k's jitter does not depend on how the packets are split into chunks."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
 @dataclass(frozen=True)
 class Trace:
-    """``count`` arrivals from ``start_ns``, every ``interval_ns`` (+ uniform jitter)."""
+    """``count`` arrivals from ``start_ns``, every ``interval_ns`` (+ uniform jitter in
+    ``[0, jitter_ns]``, seeded, a pure function of the packet index)."""
 
     count: int
     start_ns: int = 2_000_000_000
@@ -40,13 +52,15 @@ class Trace:
     jitter_ns: int = 0
     seed: int = 0
 
+    def times_array(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """Arrival times of packets ``lo..hi`` (int64 ns), the same whichever slice is asked."""
+        hi = self.count if hi is None else hi
+        k = np.arange(lo, hi, dtype=np.int64)
+        t = np.int64(self.start_ns) + k * np.int64(self.interval_ns)
+        if self.jitter_ns:
+            key = k.astype(np.uint64) ^ (np.uint64(self.seed & 0xFFFFFFFF) << np.uint64(32))
+            t = t + (_splitmix64(key) % np.uint64(self.jitter_ns + 1)).astype(np.int64)
+        return t
+
     def times(self) -> list[int]:
-        if not self.jitter_ns:
-            return list(range(self.start_ns, self.start_ns + self.count * self.interval_ns, self.interval_ns)) \
-                if self.interval_ns else [self.start_ns] * self.count
-        rng = random.Random(f"trace-{self.seed}")
-        out = []
-        for k in range(self.count):
-            j = rng.randint(0, self.jitter_ns) if self.jitter_ns else 0
-            out.append(self.start_ns + k * self.interval_ns + j)
-        return out
+        return self.times_array().tolist()

@@ -106,6 +106,7 @@ class LaneState:
         self.errors = np.full(self.n, None, dtype=object)
         self.failed = np.zeros(self.n, bool)
         self.all_kinds = np.int64(0)       # kinds every lane touched (kept apart: no full pass)
+        self.call: tuple[int, str, int, object] = (0, "helper", 0, None)   # the call in progress
 
     # ---------------------------------------------------------------- vector memory
     def _locate(self, lanes: np.ndarray, addr: np.ndarray, size: int):  # type: ignore[no-untyped-def]
@@ -229,6 +230,55 @@ class LaneState:
         if self.errors[lane] is None:
             self.errors[lane] = message
             self.failed[lane] = True
+
+    # ---------------------------------------------------------------- vector helpers
+    def helper_read(self, lanes: np.ndarray, addr: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """A vector helper's loads: (values, ok).  Lanes whose address is in no region get
+        ``ok`` False and no error: the helper hands them to its scalar version, which raises
+        exactly as on the scalar machine."""
+        which = self._locate(lanes, addr, size)
+        out = np.zeros(len(lanes), U64)
+        for k in np.unique(which[which >= 0]):
+            r = self.space.regions[int(k)]
+            sel = np.nonzero(which == k)[0]
+            out[sel] = self._gather(r, lanes[sel], (addr[sel] - U64(r.base)).astype(np.int64), size)
+            self._mark(lanes[sel], r.kind)
+        return out, which >= 0
+
+    def helper_write(self, lanes: np.ndarray, addr: np.ndarray, size: int, value: np.ndarray) -> np.ndarray:
+        """A vector helper's stores; returns ok (False where the scalar version must run)."""
+        which = self._locate(lanes, addr, size)
+        ok = np.zeros(len(lanes), bool)
+        for k in np.unique(which[which >= 0]):
+            r = self.space.regions[int(k)]
+            if not r.writable or r.row is not None:
+                continue
+            sel = np.nonzero(which == k)[0]
+            offs = (addr[sel] - U64(r.base)).astype(np.int64)
+            sel = sel[offs >= r.stored_from]
+            self._scatter(r, lanes[sel], (addr[sel] - U64(r.base)).astype(np.int64), size, value[sel])
+            self._mark(lanes[sel], r.kind)
+            ok[sel] = True
+        return ok
+
+    def call_scalar(self, lanes: np.ndarray, args: list[np.ndarray]) -> np.ndarray:
+        """Run the call in progress (``self.call``: slot, kind, imm, scalar callable) lane by
+        lane through :class:`LaneCallContext`; a vector helper sends here the lanes it cannot
+        serve, so they fail exactly as on the scalar machine."""
+        s, kind, imm, fn = self.call
+        res = np.zeros(len(lanes), U64)
+        for j, lane in enumerate(lanes):
+            if fn is None:
+                self._error(int(lane), f"insn {s}: call to unknown {kind} {imm}")
+                continue
+            try:
+                value = fn(LaneCallContext(self, int(lane), s), *(int(a[j]) for a in args))
+                res[j] = value & ((1 << 64) - 1)
+            except BpfExecuteError as exc:
+                self._error(int(lane), str(exc))
+            except Exception as exc:  # a simulated kernel routine failing
+                self._error(int(lane), f"insn {s}: {kind} {imm} failed: {type(exc).__name__}: {exc}")
+        return res
 
     # ---------------------------------------------------------------- one lane (scalar helpers)
     def _lane_region(self, lane: int, addr: int, size: int) -> tuple[LaneRegion, int] | None:
@@ -380,22 +430,12 @@ def run_lanes(program: Program, space: LaneSpace, r1: np.ndarray, r2: np.ndarray
                 kind = "kfunc" if src == op.BPF_PSEUDO_KFUNC_CALL else "helper"
                 args = [regs[i][sel] for i in range(1, 6)]
                 vfn = vector_helpers.get((kind, imm))
+                fn = (kfuncs if kind == "kfunc" else helpers).get(imm)
+                st.call = (s, kind, imm, fn)
                 if vfn is not None:
                     res = vfn(st, lanes, args)
                 else:
-                    fn = (kfuncs if kind == "kfunc" else helpers).get(imm)
-                    res = np.zeros(len(lanes), U64)
-                    for j, lane in enumerate(lanes):
-                        if fn is None:
-                            st._error(int(lane), f"insn {s}: call to unknown {kind} {imm}")
-                            continue
-                        try:
-                            value = fn(LaneCallContext(st, int(lane), s), *(int(a[j]) for a in args))
-                            res[j] = value & ((1 << 64) - 1)
-                        except BpfExecuteError as exc:
-                            st._error(int(lane), str(exc))
-                        except Exception as exc:  # a simulated kernel routine failing
-                            st._error(int(lane), f"insn {s}: {kind} {imm} failed: {type(exc).__name__}: {exc}")
+                    res = st.call_scalar(lanes, args)
                 calls.setdefault((kind, imm), np.zeros(n, np.int32))[sel] += 1
                 _set(regs, 0, sel, res)
                 if poison:

@@ -1,28 +1,31 @@
-"""The simulated NIC drivers of RFC v2: veth, ice, mlx4, bnxt."""
+"""The simulated NIC drivers: veth, ice, mlx4, bnxt (RFC v2 patch order).
+
+One registry: each driver module defines its :class:`~xdplab.kernel.driver.Driver` class with
+everything the kernel and the engines ask of it (wrapper, unroll hook, C routines, receive
+paths); nothing else dispatches on a driver's name.
+"""
 from __future__ import annotations
 
-from .base import Driver
+from types import MappingProxyType
+from typing import Mapping
 
-_NAMES = ("veth", "ice", "mlx4", "bnxt")
+from ..kernel.driver import Driver
+from .bnxt import Bnxt
+from .ice import Ice
+from .mlx4 import Mlx4
+from .veth import Veth
+
+REGISTRY: Mapping[str, type[Driver]] = MappingProxyType({d.name: d for d in (Veth, Ice, Mlx4, Bnxt)})
 
 
 def names() -> tuple[str, ...]:
     """The drivers of the RFC, in its patch order."""
-    return _NAMES
+    return tuple(REGISTRY)
 
 
 def get(name: str) -> Driver:
     """A driver instance by name; ValueError listing the valid names otherwise."""
-    if name not in _NAMES:
-        raise ValueError(f"unknown driver {name!r}; valid drivers: {', '.join(_NAMES)}")
-    if name == "veth":
-        from .veth import Veth
-        return Veth()
-    if name == "ice":
-        from .ice import Ice
-        return Ice()
-    if name == "mlx4":
-        from .mlx4 import Mlx4
-        return Mlx4()
-    from .bnxt import Bnxt
-    return Bnxt()
+    try:
+        return REGISTRY[name]()
+    except KeyError:
+        raise ValueError(f"unknown driver {name!r}; valid drivers: {', '.join(REGISTRY)}") from None

@@ -20,13 +20,21 @@ packet, so a completion without a timestamp reports the previous PTP completion'
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
 
+import numpy as np
+
+from ..bpf.lanes import LaneState
 from ..bpf.patch import BpfPatch
-from ..clocks import Phc, Refresher, Timecounter, cyclecounter_mask
-from ..kernel.structs import layout
+from ..clocks import Phc, Refresher, Timecounter, cyclecounter_mask, timecounter_cyc2time, u64_rule
+from ..kernel.driver import Driver, RxSettings, UnrollContext, wrapper_layout
+from ..kernel.structs import KernelMemory, StructLayout, get_field, layout, put_field
 from ..kernel.symbols import KernelFunction, OpCost
 from ..kernel.unroll_helpers import xdp_kfunc_call_preserving_r1
-from .base import Driver, UnrollContext, wrapper_layout
+from ..profiles import value
+
+U64 = np.uint64
 
 BNXT_LO_TIMER_MASK = 0x0000FFFFFFFF   # bnxt_ptp.h
 BNXT_HI_TIMER_MASK = 0xFFFF00000000
@@ -40,22 +48,29 @@ RX_CMP = layout("rx_cmp", 16, "linux:drivers/net/ethernet/broadcom/bnxt/bnxt.h s
 RX_CMP_EXT = layout("rx_cmp_ext", 16, "linux:drivers/net/ethernet/broadcom/bnxt/bnxt.h struct rx_cmp_ext",
                     flags2=(0, 4), meta_data=(4, 4), cfa_code_errors_v2=(8, 4), rx_cmp_timestamp=(12, 4))
 
-# struct bnxt -> struct bnxt_ptp_cfg: what the helper reads.  MODEL layout: bp->ptp_cfg is
-# represented by the ptp fields living in the region bp points to.
-BNXT_PTP = layout("bnxt_ptp_cfg", 0x80, "drivers/net/ethernet/broadcom/bnxt/bnxt_ptp.h (MODEL offsets)",
-                  ptp_lock=(0x00, 4), old_time=(0x08, 8), tc_cycle_last=(0x28, 8), tc_nsec=(0x30, 8),
-                  tc_frac=(0x38, 8), cc_mask=(0x40, 8), cc_mult=(0x48, 4), cc_shift=(0x4C, 4))
+# struct bnxt -> struct bnxt_ptp_cfg: what the helper reads (drivers/net/ethernet/broadcom/bnxt/
+# bnxt.h@6.1.192:1700 ``ptp_cfg``; bnxt_ptp.h@6.1.192:78; offsets measured with gcc by
+# tools/kernel_layouts.py, data/kernel-layouts.json).  ``struct bnxt`` is stored only for its
+# ``ptp_cfg`` pointer (the rest of its 6,456 bytes stay zero).
+BNXT = layout("bnxt", 6456, "drivers/net/ethernet/broadcom/bnxt/bnxt.h@6.1.192:1700 (data/kernel-layouts.json)",
+              ptp_cfg=(6072, 8))
+BNXT_PTP = layout("bnxt_ptp_cfg", 368, "drivers/net/ethernet/broadcom/bnxt/bnxt_ptp.h@6.1.192:78 "
+                  "(data/kernel-layouts.json)",
+                  cc_mask=(200, 8), cc_mult=(208, 4), cc_shift=(212, 4), tc_cycle_last=(224, 8),
+                  tc_nsec=(232, 8), tc_frac=(248, 8), ptp_lock=(272, 4), old_time=(296, 8))
 
 BNXT_XDP_BUFF = wrapper_layout("bnxt_xdp_buff", 80, "RFC v2 13/14 drivers/net/ethernet/broadcom/bnxt/bnxt.c",
                                rxcmp1=(56, 8), bp=(64, 8), r0=(72, 8))
 
 
-def get_rx_ts_p5(old_time: int, pkt_ts: int) -> int:
-    """``bnxt_get_rx_ts_p5``: the 48-bit PHC value for a 32-bit packet stamp (forward only)."""
-    ts = (old_time & BNXT_HI_TIMER_MASK) | (pkt_ts & BNXT_LO_TIMER_MASK)
-    if (pkt_ts & BNXT_LO_TIMER_MASK) < (old_time & BNXT_LO_TIMER_MASK):
-        ts += 1 << 32
-    return ts
+@u64_rule
+def get_rx_ts_p5(old_time: Any, pkt_ts: Any) -> Any:
+    """``bnxt_get_rx_ts_p5`` (drivers/net/ethernet/broadcom/bnxt/bnxt_ptp.c@6.1.192:729): the
+    48-bit PHC value for a 32-bit packet stamp, ``(old_time & HI) | pkt_ts``, plus
+    ``LO_MASK + 1`` when pkt_ts is below old_time's low half (forward only).  Ints or arrays."""
+    pkt = pkt_ts & U64(BNXT_LO_TIMER_MASK)
+    ts = (old_time & U64(BNXT_HI_TIMER_MASK)) | pkt
+    return np.where(pkt < (old_time & U64(BNXT_LO_TIMER_MASK)), ts + U64(BNXT_LO_TIMER_MASK + 1), ts)
 
 
 def bnxt_timecounter(start_ns: int = 0, cycles_now: int = 0) -> Timecounter:
@@ -67,19 +82,31 @@ def bnxt_rx_timestamp(old_time: int, tc: Timecounter, rxcmp1: bytes | None) -> i
     """The C path of the RFC helper: 0 without a completion, else cyc2time of the extension."""
     if rxcmp1 is None:
         return 0
-    pkt_ts = int.from_bytes(rxcmp1[12:16], "little")
-    return tc.cyc2time(get_rx_ts_p5(old_time, pkt_ts))
+    row = np.frombuffer(bytes(rxcmp1[:RX_CMP_EXT.size]), np.uint8).reshape(1, RX_CMP_EXT.size)
+    return int(tc.cyc2time(get_rx_ts_p5(U64(old_time), get_field(row, RX_CMP_EXT, "rx_cmp_timestamp")))[0])
+
+
+RX_CMP_TYPE_RX_L2 = 0x11    # bnxt.h RX_CMP_TYPE_RX_L2_CMP (type bits 5:0)
+
+
+def make_completions(phc_ns: Any, *, ptp: bool = True, length: Any = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(rx_cmp rows, rx_cmp_ext rows) as the firmware writes them for frames captured at
+    ``phc_ns``: length in bits 31:16, the itype (PTP_W_TS) in 15:12, the L2 type; the low 32
+    bits of the PHC in ``rx_cmp_timestamp``."""
+    n = max(np.size(phc_ns), np.size(length))
+    cmp = np.zeros((n, RX_CMP.size), np.uint8)
+    ext = np.zeros((n, RX_CMP_EXT.size), np.uint8)
+    itype = RX_CMP_FLAGS_ITYPE_PTP_W_TS if ptp else 0
+    put_field(cmp, RX_CMP, "len_flags_type", (np.asarray(length, np.uint64) << U64(16)) | U64(itype | RX_CMP_TYPE_RX_L2))
+    if ptp:
+        put_field(ext, RX_CMP_EXT, "rx_cmp_timestamp", np.asarray(phc_ns, np.uint64) & U64(BNXT_LO_TIMER_MASK))
+    return cmp, ext
 
 
 def make_completion(phc_ns: int, *, ptp: bool = True, length: int = 64) -> tuple[bytes, bytes]:
-    """(rx_cmp, rx_cmp_ext) as the firmware writes them for a frame captured at ``phc_ns``."""
-    itype = RX_CMP_FLAGS_ITYPE_PTP_W_TS if ptp else 0
-    cmp = bytearray(16)
-    cmp[0:4] = ((length << 16) | itype | 0x11).to_bytes(4, "little")
-    ext = bytearray(16)
-    if ptp:
-        ext[12:16] = (phc_ns & 0xFFFFFFFF).to_bytes(4, "little")
-    return bytes(cmp), bytes(ext)
+    """One completion (:func:`make_completions`) as bytes."""
+    cmp, ext = make_completions(phc_ns & ((1 << 64) - 1), ptp=ptp, length=length)
+    return cmp[0].tobytes(), ext[0].tobytes()
 
 
 def read_ptp(cctx, bp: int) -> tuple[int, Timecounter]:  # type: ignore[no-untyped-def]
@@ -106,17 +133,25 @@ class SpinlockHeld(RuntimeError):
 
 
 def bnxt_xdp_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
-    """RFC v2 14/14 helper: ctx->r0 = the converted stamp (0 without a completion); return ctx."""
+    """RFC v2 14/14 ``bnxt_xdp_rx_timestamp`` (14-bnxt-...patch:38-64): ``ctx->r0 = 0`` without
+    ``ctx->rxcmp1``; else ``bnxt_get_rx_ts_p5(ctx->bp, ...)`` (-ENODEV, so 0, when
+    ``bp->ptp_cfg`` is NULL; old_time read with READ_ONCE on 64-bit, bnxt_ptp.h@6.1.192:130),
+    then ``timecounter_cyc2time`` under ``spin_lock_bh(&ptp->ptp_lock)``; returns ctx."""
+    r0 = r1 + BNXT_XDP_BUFF.offsetof("r0")
     rxcmp1 = cctx.read(r1 + BNXT_XDP_BUFF.offsetof("rxcmp1"), 8)
-    bp = cctx.read(r1 + BNXT_XDP_BUFF.offsetof("bp"), 8)
-    if not rxcmp1 or not bp:
-        cctx.write(r1 + BNXT_XDP_BUFF.offsetof("r0"), 8, 0)
+    if not rxcmp1:
+        cctx.write(r0, 8, 0)
         return r1
     ext = cctx.read_bytes(rxcmp1, 16)
-    if cctx.read(bp + BNXT_PTP.offsetof("ptp_lock"), 4):
+    bp = cctx.read(r1 + BNXT_XDP_BUFF.offsetof("bp"), 8)
+    ptp = cctx.read(bp + BNXT.offsetof("ptp_cfg"), 8)
+    if not ptp:
+        cctx.write(r0, 8, 0)
+        return r1
+    if cctx.read(ptp + BNXT_PTP.offsetof("ptp_lock"), 4):
         raise SpinlockHeld("ptp->ptp_lock is held (spin_lock_bh would spin)")
-    old, tc = read_ptp(cctx, bp)
-    cctx.write(r1 + BNXT_XDP_BUFF.offsetof("r0"), 8, bnxt_rx_timestamp(old, tc, ext))
+    old, tc = read_ptp(cctx, ptp)
+    cctx.write(r0, 8, bnxt_rx_timestamp(old, tc, ext))
     return r1
 
 
@@ -125,11 +160,44 @@ def _v1_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
     return cctx.read(r1 + BNXT_XDP_BUFF.offsetof("r0"), 8)
 
 
-# Per call (MODEL op counts): wrapper loads, the completion word, old_time and the
-# timecounter fields under spin_lock_bh, the extension and cyc2time (mult 1: no multiply).
-COST_HELPER = OpCost(insns={"ldx": 9, "alu64": 12, "jmp": 5, "stx": 1},
-                     touches={"wrapper": 3, "descriptor": 1, "clock": 6}, spin_lock_bh=1)
-HELPER = KernelFunction("bnxt_xdp_rx_timestamp", bnxt_xdp_rx_timestamp, "RFC v2 14/14 helper", COST_HELPER)
+# Per call (MODEL op counts): wrapper loads, the completion word, bp->ptp_cfg, old_time and
+# the timecounter fields under spin_lock_bh, the extension and cyc2time (mult 1: no multiply).
+COST_HELPER = OpCost(insns={"ldx": 10, "alu64": 12, "jmp": 6, "stx": 1},
+                     touches={"wrapper": 3, "descriptor": 1, "clock": 7}, spin_lock_bh=1)
+
+
+def bnxt_xdp_rx_timestamp_lanes(st: LaneState, lanes: np.ndarray, args: list[np.ndarray]) -> np.ndarray:
+    """:func:`bnxt_xdp_rx_timestamp` for many lanes, on the same ``get_rx_ts_p5`` and
+    ``timecounter_cyc2time``; lanes it cannot serve (a NULL or unmapped pointer, a held
+    ptp_lock) go to the scalar helper, which answers or fails exactly as it does there."""
+    r1 = args[0]
+    r0_off = U64(BNXT_XDP_BUFF.offsetof("r0"))
+    done = np.zeros(len(lanes), bool)
+    rxcmp1, ok = st.helper_read(lanes, r1 + U64(BNXT_XDP_BUFF.offsetof("rxcmp1")), 8)
+    g = np.nonzero(ok & (rxcmp1 != 0))[0]
+    if len(g):
+        lg = lanes[g]
+        pkt, ok_pkt = st.helper_read(lg, rxcmp1[g] + U64(RX_CMP_EXT.offsetof("rx_cmp_timestamp")), 4)
+        bp, ok_bp = st.helper_read(lg, r1[g] + U64(BNXT_XDP_BUFF.offsetof("bp")), 8)
+        ptp, ok_ptp = st.helper_read(lg, bp + U64(BNXT.offsetof("ptp_cfg")), 8)
+        reads = [st.helper_read(lg, ptp + U64(BNXT_PTP.offsetof(f)), BNXT_PTP.sizeof(f))
+                 for f in ("ptp_lock", "old_time", "cc_mult", "cc_shift", "cc_mask", "tc_cycle_last", "tc_nsec",
+                           "tc_frac")]
+        (lock, old, mult, shift, mask, last, nsec, frac) = (v for v, _ in reads)
+        served = ok_pkt & ok_bp & ok_ptp & (ptp != 0) & np.logical_and.reduce([o for _, o in reads]) & (lock == 0)
+        ns = timecounter_cyc2time(mult, shift, mask, last, nsec, frac, get_rx_ts_p5(old, pkt))
+        s_ = np.nonzero(served)[0]
+        served[s_] = st.helper_write(lg[s_], r1[g][s_] + r0_off, 8, ns[s_])
+        done[g] = served
+    rest = np.nonzero(~done)[0]       # no completion, no ptp_cfg, a held lock, an unmapped address
+    res = r1.copy()
+    if len(rest):
+        res[rest] = st.call_scalar(lanes[rest], [x[rest] for x in args])
+    return res
+
+
+HELPER = KernelFunction("bnxt_xdp_rx_timestamp", bnxt_xdp_rx_timestamp, "RFC v2 14/14 helper", COST_HELPER,
+                        bnxt_xdp_rx_timestamp_lanes)
 
 
 class Bnxt(Driver):
@@ -137,6 +205,24 @@ class Bnxt(Driver):
     supports_rx_timestamp = True
     wrapper = BNXT_XDP_BUFF
     source = "drivers/net/ethernet/broadcom/bnxt (RFC v2 13/14, 14/14)"
+    meta_valid = False      # bnxt_xdp_buff_init: xdp_prepare_buff(..., false) in the RFC's era
+
+    def struct_pointers(self) -> Mapping[tuple[str, str], StructLayout]:
+        return MappingProxyType({("bnxt_xdp_buff", "rxcmp1"): RX_CMP_EXT, ("bnxt_xdp_buff", "bp"): BNXT,
+                                 ("bnxt", "ptp_cfg"): BNXT_PTP})
+
+    def clock(self, settings: RxSettings) -> "BnxtClock":
+        b = BnxtClock.default(ppb=settings.ppb, seed=settings.seed)
+        aux = b.aux
+        for lo, hi in settings.stalls:
+            aux = aux.with_stall(lo, hi)
+        return BnxtClock(Phc(b.phc.offset_ns, settings.ppb, 0.0, settings.seed, tuple(settings.clock_events)), aux)
+
+    def rx_path(self, mem: KernelMemory, settings: RxSettings) -> "BnxtRx":
+        return BnxtRx(mem, self.clock(settings), settings.variant)
+
+    def lane_rx(self, settings: RxSettings) -> "BnxtLaneRx":
+        return BnxtLaneRx(self.clock(settings))
 
     def unroll_rx_timestamp(self, ctx: UnrollContext, patch: BpfPatch) -> None:
         xdp_kfunc_call_preserving_r1(patch, BNXT_XDP_BUFF.offsetof("r0"), ctx.symbols.add(HELPER))
@@ -147,12 +233,15 @@ class Bnxt(Driver):
 
 
 class BnxtRxHw:
-    """A bnxt Rx completion ring in simulated memory, the PTP state and the wrapper."""
+    """A bnxt Rx completion ring in simulated memory, ``struct bnxt`` with its ``ptp_cfg``,
+    the PTP state and the wrapper."""
 
     def __init__(self, mem, ncmp: int = 64) -> None:  # type: ignore[no-untyped-def]
         self.mem, self.ncmp = mem, ncmp
         self.cmps = mem.alloc("bnxt completion ring", 32 * ncmp, kind="descriptor")
         self.ptp = mem.new(BNXT_PTP, "bnxt_ptp_cfg", kind="clock")
+        self.bp = mem.new(BNXT, "bnxt", kind="clock")
+        mem.write(self.bp, BNXT, "ptp_cfg", self.ptp.base)
         self.wrapper = mem.new(BNXT_XDP_BUFF, "bnxt_xdp_buff", kind="wrapper")
 
     def set_ptp(self, old_time: int, tc: Timecounter, lock: int = 0) -> None:
@@ -168,7 +257,7 @@ class BnxtRxHw:
         itype = int.from_bytes(cmp[0:4], "little") & RX_CMP_FLAGS_ITYPES_MASK
         if itype == RX_CMP_FLAGS_ITYPE_PTP_W_TS:
             self.mem.write(self.wrapper, BNXT_XDP_BUFF, "rxcmp1", base + 16)
-            self.mem.write(self.wrapper, BNXT_XDP_BUFF, "bp", self.ptp.base)
+            self.mem.write(self.wrapper, BNXT_XDP_BUFF, "bp", self.bp.base)
         elif reset:
             self.mem.write(self.wrapper, BNXT_XDP_BUFF, "rxcmp1", 0)
             self.mem.write(self.wrapper, BNXT_XDP_BUFF, "bp", 0)
@@ -191,25 +280,103 @@ class BnxtClock:
     @classmethod
     def default(cls, *, offset_ns: int = 0x0100_0000_0000, ppb: float = 0.0, jitter_ns: float = 0.0,
                 seed: int = 0) -> "BnxtClock":
-        from ..clocks import Phc, Refresher
-        from ..profiles import value
         return cls(Phc(offset_ns, ppb, jitter_ns, seed),
                    Refresher(value("bnxt", "old_time_period_ms") * 1_000_000))
 
     def hw_time_ns(self, t_ns: int) -> int:
         return self.phc.ns(t_ns) & MASK48
 
+    def sample_instants(self, t: np.ndarray) -> np.ndarray:
+        """When the ``old_time`` in force at each true time t was sampled (-1: never set):
+        each aux run stores the *previous* sample, so it is the run before the last one (the
+        last one for the very first run); a PHC step in RTC mode sets old_time at once."""
+        t = np.asarray(t, np.int64)
+        last = self.aux.last_runs(t)
+        before = self.aux.last_runs(np.maximum(last - 1, -1))
+        sample = np.where(last < 0, -1, np.where(before >= 0, before, last))
+        for e in self.phc.events:
+            if e.step_ns:
+                sample = np.where((last >= 0) & (t >= e.at_ns) & (sample < e.at_ns), e.at_ns, sample)
+        return sample
+
+    def old_times(self, t: np.ndarray) -> np.ndarray:
+        """``ptp->old_time`` at each true time t (0 before the first aux run)."""
+        at = self.sample_instants(t)
+        out = np.zeros(len(at), np.uint64)
+        have = at >= 0
+        out[have] = self.phc.ns_array(at[have]) & U64(MASK48)
+        return out
+
     def old_time(self, t_ns: int) -> int:
-        last = self.aux.last_run(t_ns)
-        if last is None:
-            return 0
-        before = self.aux.last_run(last - 1)
-        steps = [e.at_ns for e in self.phc.events if e.step_ns and e.at_ns <= t_ns]
-        sample = before if before is not None else last
-        if steps and max(steps) > sample:
-            sample = max(steps)     # adjphc in RTC mode: old_time = current_time at once
-        return self.phc.ns(sample) & MASK48
+        return int(self.old_times(np.array([t_ns], np.int64))[0])
 
     def timecounter(self) -> Timecounter:
         return Timecounter(1, 0, MASK48, cycle_last=0, nsec=0)
 
+
+
+# ------------------------------------------------------------------------- receive paths
+@dataclass
+class BnxtRx:
+    """bnxt's receive step on the scalar machine: the completion from the PHC, the PTP state
+    (old_time, timecounter), the wrapper as bnxt_rx_pkt fills it."""
+
+    mem: KernelMemory
+    clock: BnxtClock
+    variant: str = "fixed"
+    ptp_all: bool = True
+    meta_valid: bool = False
+
+    def __post_init__(self) -> None:
+        self.hw = BnxtRxHw(self.mem)
+        self.wrapper = self.hw.wrapper
+        self._ref = 0
+
+    def receive(self, index: int, t_ns: int, length: int) -> int:
+        old, tc = self.clock.old_time(t_ns), self.clock.timecounter()
+        self.hw.set_ptp(old, tc)
+        cmp, ext = make_completion(self.clock.hw_time_ns(t_ns), ptp=self.ptp_all, length=length)
+        self.hw.receive(index, cmp, ext, reset=self.variant == "fixed")
+        self._ref = bnxt_rx_timestamp(old, tc, ext) if self.ptp_all else 0
+        return self.clock.hw_time_ns(t_ns)
+
+    def reference_timestamp(self) -> int:
+        return self._ref
+
+
+@dataclass
+class BnxtLaneRx:
+    """bnxt's receive step for many packets: the same completion encoder, ``old_time`` and
+    ``get_rx_ts_p5`` as :class:`BnxtRx`; the PTP state is stored once per distinct old_time."""
+
+    clock: BnxtClock
+    ptp_all: bool = True
+    meta_valid: bool = False
+
+    def receive_lanes(self, q: Any, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        hw = self.clock.phc.ns_array(t) & U64(MASK48)
+        old = self.clock.old_times(t)
+        uniq, row = np.unique(old, return_inverse=True)
+        tc = self.clock.timecounter()
+        ptp = np.zeros((len(uniq), BNXT_PTP.size), np.uint8)
+        for k, v in enumerate(uniq):
+            write_ptp(_Row(ptp[k]), int(v), tc)
+        p = q.driver_region("bnxt_ptp_cfg", "clock", BNXT_PTP.size, ptp, row=row.reshape(-1).astype(np.int64),
+                            writable=False)
+        bnxt = np.zeros((1, BNXT.size), np.uint8)
+        put_field(bnxt, BNXT, "ptp_cfg", p.base)
+        b = q.driver_region("bnxt", "clock", BNXT.size, bnxt, row=np.zeros(len(t), np.int64), writable=False)
+        cmp, ext = make_completions(hw, ptp=self.ptp_all, length=q.frame_len)
+        e = q.driver_region("rx_cmp_ext", "descriptor", RX_CMP_EXT.size, ext)
+        if not self.ptp_all:
+            return hw, np.zeros(len(t), np.uint64)
+        put_field(q.wrapper.data, BNXT_XDP_BUFF, "rxcmp1", e.base)
+        put_field(q.wrapper.data, BNXT_XDP_BUFF, "bp", b.base)
+        return hw, tc.cyc2time(get_rx_ts_p5(old, get_field(ext, RX_CMP_EXT, "rx_cmp_timestamp")))
+
+
+class _Row:
+    """Lets :func:`write_ptp` fill one numpy row in place."""
+
+    def __init__(self, row: np.ndarray) -> None:
+        self.data = memoryview(row)

@@ -30,23 +30,29 @@ each of which can also be switched on alone through ``Ice(defects=...)``:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
 
 from ..bpf import builders as B
 from ..bpf import opcodes as op
 from ..bpf.insn import Insn
 from ..bpf.patch import BpfPatch
-from ..clocks import Phc, Refresher
+from ..clocks import Phc, Refresher, u64_rule
 from ..kernel import errno_ret
-from ..kernel.structs import layout
+from ..kernel.driver import Driver, RxSettings, UnrollContext, wrapper_layout
+from ..kernel.structs import KernelMemory, StructLayout, get_field, layout, put_field
 from ..kernel.symbols import KernelFunction, OpCost
 from ..kernel.uapi import ENODATA
-from .base import Driver, UnrollContext, wrapper_layout
+from ..profiles import value
 
 M32 = (1 << 32) - 1
 M64 = (1 << 64) - 1
-ICE_PTP_TS_VALID = 1 << 0          # ice_ptp.h
+ICE_PTP_TS_VALID = 1 << 0          # drivers/net/ethernet/intel/ice/ice_ptp.h@6.1.192:221
 ICE_RXDID_FLEX_NIC = 2             # ice_lan_tx_rx.h
 DESC_SIZE = 32
+STAT_DD_EOF = 0b11                 # status_error0: DD | EOF (ice_lan_tx_rx.h ICE_RX_FLEX_DESC_STATUS0_*)
 
 ICE_RX_FLEX_DESC = layout(
     "ice_32b_rx_flex_desc_nic", DESC_SIZE, "linux:drivers/net/ethernet/intel/ice/ice_lan_tx_rx.h",
@@ -55,10 +61,11 @@ ICE_RX_FLEX_DESC = layout(
     status_error1=(16, 2), flex_flags2=(18, 1), time_stamp_low=(19, 1), l2tag2_1st=(20, 2),
     l2tag2_2nd=(22, 2), flow_id=(24, 4), ts_high=(28, 4))
 
-# struct ice_rx_ring: only cached_phctime is read by the unroll.  MODEL offset (the real one
-# depends on the kernel version's member order; nothing depends on its value).
-ICE_RX_RING = layout("ice_rx_ring", 0x100, "drivers/net/ethernet/intel/ice/ice_txrx.h "
-                     "(MODEL offsets)", cached_phctime=(0x90, 8))
+# struct ice_rx_ring: only cached_phctime is read by the unroll (drivers/net/ethernet/intel/ice/
+# ice_txrx.h@6.1.192:260; offset and size measured with gcc on x86-64 defconfig + CONFIG_ICE by
+# tools/kernel_layouts.py, data/kernel-layouts.json).
+ICE_RX_RING = layout("ice_rx_ring", 320, "drivers/net/ethernet/intel/ice/ice_txrx.h@6.1.192:260 "
+                     "(data/kernel-layouts.json)", cached_phctime=(304, 8))
 
 ICE_XDP_BUFF = wrapper_layout("ice_xdp_buff", 72, "RFC v2 09/14 drivers/net/ethernet/intel/ice/ice_txrx.h",
                               rx_ring=(56, 8), rx_desc=(64, 8))
@@ -66,24 +73,52 @@ ICE_XDP_BUFF = wrapper_layout("ice_xdp_buff", 72, "RFC v2 09/14 drivers/net/ethe
 DEFECTS = ("inverted_guards", "alu32_result", "wide_loads", "unresolved_jumps")
 
 
-def extend_32b_ts(cached_phc_time: int, in_tstamp: int) -> int:
-    """``ice_ptp_extend_32b_ts``: a 32-bit ns stamp made 64-bit around the cached PHC time."""
-    lo = cached_phc_time & M32
-    delta = (in_tstamp - lo) & M32
-    if delta > M32 // 2:   # 0x7FFFFFFF: the stamp is in the past
-        delta = (lo - in_tstamp) & M32
-        return (cached_phc_time - delta) & M64
-    return (cached_phc_time + delta) & M64
+@u64_rule
+def extend_32b_ts(cached_phc_time: Any, in_tstamp: Any) -> Any:
+    """``ice_ptp_extend_32b_ts`` (drivers/net/ethernet/intel/ice/ice_ptp.c@6.1.192:531): a
+    32-bit ns stamp made 64-bit around the cached PHC time; a delta above U32_MAX / 2 means
+    the stamp is in the past.  Ints or arrays."""
+    lo = cached_phc_time & np.uint64(M32)
+    delta = (in_tstamp - lo) & np.uint64(M32)
+    back = (lo - in_tstamp) & np.uint64(M32)
+    return np.where(delta > np.uint64(M32 // 2), cached_phc_time - back, cached_phc_time + delta)
+
+
+@u64_rule
+def rx_hwtstamp(cached_phctime: Any, time_stamp_low: Any, ts_high: Any) -> Any:
+    """The Rx C path's rule (``ice_ptp_rx_hwtstamp``, ice_ptp.c@6.1.192:2170): 0 unless the
+    descriptor's valid bit is set and the ring has a cached PHC time, else the extended stamp.
+    Ints or arrays."""
+    valid = (time_stamp_low & np.uint64(ICE_PTP_TS_VALID)) != 0
+    return np.where(valid & (cached_phctime != 0), extend_32b_ts(cached_phctime, ts_high & np.uint64(M32)),
+                    np.uint64(0))
 
 
 def ice_ptp_rx_hwtstamp(cached_phctime: int, desc: bytes) -> int:
-    """The Rx C path (``ice_ptp_rx_hwtstamp``, v5.15-v6.2 naming): 0 unless the valid bit
-    is set and a cached PHC time exists, else the extended stamp."""
+    """``ice_ptp_rx_hwtstamp`` on one descriptor's bytes (v5.15-v6.2 naming)."""
     if len(desc) < DESC_SIZE:
         raise ValueError(f"an ice descriptor is {DESC_SIZE} bytes, got {len(desc)}")
-    if not cached_phctime or not desc[19] & ICE_PTP_TS_VALID:
-        return 0
-    return extend_32b_ts(cached_phctime, int.from_bytes(desc[28:32], "little"))
+    row = np.frombuffer(bytes(desc[:DESC_SIZE]), np.uint8).reshape(1, DESC_SIZE)
+    return int(rx_hwtstamp(np.uint64(cached_phctime & M64), get_field(row, ICE_RX_FLEX_DESC, "time_stamp_low"),
+                           get_field(row, ICE_RX_FLEX_DESC, "ts_high"))[0])
+
+
+def encode_descriptors(pkt_len: Any, phc_ns: Any, *, valid: Any = True, rss_hash: Any = 0, ptype: Any = 0,
+                       subns: Any = 0) -> np.ndarray:
+    """Write-back flex descriptors (``ice_32b_rx_flex_desc_nic``) as the hardware writes them
+    for frames captured at PHC times ``phc_ns``: an ``(n, 32)`` uint8 array (ints broadcast)."""
+    n = max(np.size(x) for x in (pkt_len, phc_ns, valid, rss_hash, ptype, subns))
+    rows = np.zeros((n, DESC_SIZE), np.uint8)
+    u = np.uint64
+    put_field(rows, ICE_RX_FLEX_DESC, "rxdid", ICE_RXDID_FLEX_NIC)
+    put_field(rows, ICE_RX_FLEX_DESC, "ptype_flex_flags0", np.asarray(ptype, np.uint64) & u(0x3FF))
+    put_field(rows, ICE_RX_FLEX_DESC, "pkt_len", np.asarray(pkt_len, np.uint64) & u(0x3FFF))
+    put_field(rows, ICE_RX_FLEX_DESC, "status_error0", STAT_DD_EOF)
+    put_field(rows, ICE_RX_FLEX_DESC, "rss_hash", np.asarray(rss_hash, np.uint64) & u(M32))
+    low = ((np.asarray(subns, np.uint64) & u(0x7F)) << u(1)) | np.where(np.asarray(valid, bool), u(ICE_PTP_TS_VALID), u(0))
+    put_field(rows, ICE_RX_FLEX_DESC, "time_stamp_low", low)
+    put_field(rows, ICE_RX_FLEX_DESC, "ts_high", np.asarray(phc_ns, np.uint64) & u(M32))
+    return rows
 
 
 @dataclass(frozen=True)
@@ -98,15 +133,8 @@ class RxDescriptor:
     subns: int = 0         # bits 7:1 of time_stamp_low (UNCONFIRMED meaning)
 
     def encode(self) -> bytes:
-        d = bytearray(DESC_SIZE)
-        d[0] = ICE_RXDID_FLEX_NIC
-        d[2:4] = (self.ptype & 0x3FF).to_bytes(2, "little")
-        d[4:6] = (self.pkt_len & 0x3FFF).to_bytes(2, "little")
-        d[8:10] = (0b11).to_bytes(2, "little")            # DD | EOF
-        d[12:16] = (self.rss_hash & M32).to_bytes(4, "little")
-        d[19] = ((self.subns & 0x7F) << 1) | (ICE_PTP_TS_VALID if self.valid else 0)
-        d[28:32] = (self.phc_ns & M32).to_bytes(4, "little")
-        return bytes(d)
+        return encode_descriptors(self.pkt_len, self.phc_ns & M64, valid=self.valid, rss_hash=self.rss_hash,
+                                  ptype=self.ptype, subns=self.subns)[0].tobytes()
 
 
 # The C routine does what the unroll does (MODEL op counts: the 16 instructions the unroll
@@ -121,6 +149,25 @@ class Ice(Driver):
     supports_rx_timestamp = True
     wrapper = ICE_XDP_BUFF
     source = "drivers/net/ethernet/intel/ice (RFC v2 09/14, 10/14)"
+    meta_valid = True
+
+    def struct_pointers(self) -> Mapping[tuple[str, str], StructLayout]:
+        return MappingProxyType({("ice_xdp_buff", "rx_ring"): ICE_RX_RING,
+                                 ("ice_xdp_buff", "rx_desc"): ICE_RX_FLEX_DESC})
+
+    def clock(self, settings: RxSettings) -> "IceClock":
+        c = IceClock.default(ppb=settings.ppb, seed=settings.seed)
+        refresher = c.refresher
+        for a, b in settings.stalls:
+            refresher = refresher.with_stall(a, b)
+        return IceClock(Phc(c.phc.offset_ns, settings.ppb, 0.0, settings.seed, tuple(settings.clock_events)),
+                        refresher)
+
+    def rx_path(self, mem: KernelMemory, settings: RxSettings) -> "IceRx":
+        return IceRx(mem, self.clock(settings), settings.variant)
+
+    def lane_rx(self, settings: RxSettings) -> "IceLaneRx":
+        return IceLaneRx(self.clock(settings))
 
     def __init__(self, defects: tuple[str, ...] | None = None) -> None:
         for d in defects or ():
@@ -248,21 +295,89 @@ class IceClock:
     @classmethod
     def default(cls, *, offset_ns: int = 1_700_000_000_000_000_000, ppb: float = 0.0,
                 jitter_ns: float = 0.0, seed: int = 0) -> "IceClock":
-        from ..clocks import Phc, Refresher
-        from ..profiles import value
         period = value("ice", "cached_phctime_period_ms") * 1_000_000
         return cls(Phc(offset_ns, ppb, jitter_ns, seed), Refresher(period))
 
     def hw_time_ns(self, t_ns: int) -> int:
         return self.phc.ns(t_ns) & M64
 
+    def cache_instants(self, t: np.ndarray) -> np.ndarray:
+        """When the ring's cache was last written before each true time t (-1: never): the
+        last run of the periodic work, or a PHC step after it (settime/adjtime refresh the
+        cache at once, kernel-facts §6.2)."""
+        runs = self.refresher.last_runs(t)
+        for e in self.phc.events:
+            if e.step_ns:
+                runs = np.where((t >= e.at_ns) & (runs < e.at_ns), e.at_ns, runs)
+        return runs
+
+    def cached_phctimes(self, t: np.ndarray) -> np.ndarray:
+        """The ring's ``cached_phctime`` at each true time t (0 before the first refresh)."""
+        at = self.cache_instants(np.asarray(t, np.int64))
+        out = np.zeros(len(at), np.uint64)
+        have = at >= 0
+        out[have] = self.phc.ns_array(at[have])
+        return out
+
     def cached_phctime(self, t_ns: int) -> int:
         """The ring's cache at true time t: the PHC read at the last refresh (0 before any)."""
-        runs = [r for r in (self.refresher.last_run(t_ns),) if r is not None]
-        runs += [e.at_ns for e in self.phc.events if e.at_ns <= t_ns and e.step_ns]
-        if not runs:
-            return 0
-        return self.phc.ns(max(runs)) & M64
+        return int(self.cached_phctimes(np.array([t_ns], np.int64))[0])
 
     def descriptor(self, t_ns: int, pkt_len: int = 64, valid: bool = True) -> RxDescriptor:
         return RxDescriptor(pkt_len=pkt_len, phc_ns=self.hw_time_ns(t_ns), valid=valid)
+
+
+# ------------------------------------------------------------------------- receive paths
+@dataclass
+class IceRx:
+    """ice's receive step on the scalar machine: the hardware writes the flex descriptor from
+    the PHC, the ring keeps its cache, ice_clean_rx_irq fills the wrapper."""
+
+    mem: KernelMemory
+    clock: IceClock
+    variant: str = "fixed"
+    ring_size: int = 64
+    meta_valid: bool = True
+
+    def __post_init__(self) -> None:
+        self.hw = IceRxHw(self.mem, self.ring_size)
+        self.wrapper = self.hw.wrapper
+        self._ref = 0
+
+    def receive(self, index: int, t_ns: int, length: int) -> int:
+        desc = self.clock.descriptor(t_ns, pkt_len=length).encode()
+        cached = self.clock.cached_phctime(t_ns)
+        self.hw.receive(index, desc, cached)
+        self._ref = ice_ptp_rx_hwtstamp(cached, desc)
+        return self.clock.hw_time_ns(t_ns)
+
+    def reference_timestamp(self) -> int:
+        return self._ref
+
+
+@dataclass
+class IceLaneRx:
+    """ice's receive step for many packets (the lane engine): the same descriptor encoder,
+    ring cache and ``rx_hwtstamp`` rule as :class:`IceRx`; the ring is stored once per
+    distinct cache value (read-only rows)."""
+
+    clock: IceClock
+    meta_valid: bool = True
+
+    def receive_lanes(self, q: Any, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        hw = self.clock.phc.ns_array(t)
+        at = self.clock.cache_instants(t)
+        uniq, row = np.unique(at, return_inverse=True)
+        cached_u = np.zeros(len(uniq), np.uint64)
+        cached_u[uniq >= 0] = self.clock.phc.ns_array(uniq[uniq >= 0])
+        ring = np.zeros((len(uniq), ICE_RX_RING.size), np.uint8)
+        put_field(ring, ICE_RX_RING, "cached_phctime", cached_u)
+        r = q.driver_region("ice_rx_ring", "ring", ICE_RX_RING.size, ring, row=row.reshape(-1).astype(np.int64),
+                            writable=False)
+        desc = encode_descriptors(q.frame_len, hw)
+        d = q.driver_region("ice descriptor", "descriptor", DESC_SIZE, desc)
+        put_field(q.wrapper.data, ICE_XDP_BUFF, "rx_ring", r.base)
+        put_field(q.wrapper.data, ICE_XDP_BUFF, "rx_desc", d.base)
+        ref = rx_hwtstamp(cached_u[row.reshape(-1)], get_field(desc, ICE_RX_FLEX_DESC, "time_stamp_low"),
+                          get_field(desc, ICE_RX_FLEX_DESC, "ts_high"))
+        return hw, ref

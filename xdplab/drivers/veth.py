@@ -14,15 +14,24 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+
 from ..bpf import builders as B
 from ..bpf import opcodes as op
 from ..bpf.patch import BpfPatch
+from ..clocks import Phc
 from ..kernel import errno_ret
+from ..kernel.driver import Driver, RxSettings, UnrollContext, wrapper_layout
 from ..kernel.kfuncs import XDP_RSS_TYPE_L4_ANY, XDP_RSS_TYPE_NONE, KfuncSpec
-from ..kernel.structs import SK_BUFF, layout
+from ..kernel.structs import SK_BUFF, KernelMemory, StructLayout, layout, put_field
 from ..kernel.symbols import KernelFunction, OpCost
 from ..kernel.uapi import ENODATA
-from .base import Driver, UnrollContext, wrapper_layout
+
+REALTIME_2022 = 1_669_500_000_000_000_000   # CLOCK_REALTIME around the RFC (MODEL: any epoch works)
 
 VETH_XDP_BUFF = wrapper_layout("veth_xdp_buff", 64, "RFC v2 03/14 drivers/net/veth.c", skb=(56, 8))
 
@@ -75,6 +84,20 @@ class Veth(Driver):
     supports_rx_timestamp = True
     wrapper = VETH_XDP_BUFF
     source = "drivers/net/veth.c (RFC v2 03/14, 04/14; merged 6.3 veth_xdp_metadata_ops)"
+    meta_valid = True
+
+    def struct_pointers(self) -> Mapping[tuple[str, str], StructLayout]:
+        return MappingProxyType({("veth_xdp_buff", "skb"): SKB_MODEL})
+
+    def clock(self, settings: RxSettings) -> Phc:
+        """CLOCK_REALTIME as __net_timestamp reads it (a software clock: steps and drift apply)."""
+        return Phc(REALTIME_2022, settings.ppb, 0.0, settings.seed, tuple(settings.clock_events))
+
+    def rx_path(self, mem: KernelMemory, settings: RxSettings) -> "VethRx":
+        return VethRx(mem, self.clock(settings), settings.variant)
+
+    def lane_rx(self, settings: RxSettings) -> "VethLaneRx":
+        return VethLaneRx(self.clock(settings))
 
     def unroll_rx_timestamp(self, ctx: UnrollContext, patch: BpfPatch) -> None:
         patch.append(
@@ -94,3 +117,53 @@ class Veth(Driver):
         if kfunc.returns == "status" and kfunc.field == "rx_hash":
             return KernelFunction("veth_xdp_rx_hash", _xmo_rx_hash, cost=COST_HASH)
         return None   # rx_vlan_tag came to veth after 6.3: the generic -EOPNOTSUPP
+
+
+# ------------------------------------------------------------------------- receive paths
+@dataclass
+class VethRx:
+    """veth's skb path (veth_xdp_rcv_skb): the skb carries __net_timestamp (REALTIME, taken in
+    NAPI poll); ``xdp_frame=True`` models the xdp_frame path, where the wrapper's skb is NULL."""
+
+    mem: KernelMemory
+    clock: Phc
+    variant: str = "fixed"
+    xdp_frame: bool = False
+    meta_valid: bool = True
+
+    def __post_init__(self) -> None:
+        self.wrapper = self.mem.new(VETH_XDP_BUFF, "veth_xdp_buff", kind="wrapper")
+        self.skb = self.mem.new(SK_BUFF, "sk_buff", kind="skb")
+        self._last = 0
+
+    def receive(self, index: int, t_ns: int, length: int) -> int:
+        stamp = self.clock.ns(t_ns)
+        self.mem.write(self.skb, SK_BUFF, "tstamp", stamp)
+        self.mem.write(self.wrapper, VETH_XDP_BUFF, "skb", 0 if self.xdp_frame else self.skb.base)
+        self._last = 0 if self.xdp_frame else stamp
+        return stamp
+
+    def reference_timestamp(self) -> int:
+        return self._last
+
+
+SKB_STORED_FROM = SK_BUFF.offsetof("tstamp")   # lane model: an skb's bytes from tstamp on
+
+
+@dataclass
+class VethLaneRx:
+    """veth's skb path for many packets: one skb per lane (stored from ``tstamp`` on)."""
+
+    clock: Phc
+    xdp_frame: bool = False
+    meta_valid: bool = True
+
+    def receive_lanes(self, q: Any, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        stamp = self.clock.ns_array(t)
+        skb = np.zeros((len(t), SKB_MODEL.size), np.uint8)
+        put_field(skb, SKB_MODEL, "tstamp", stamp)
+        s = q.driver_region("sk_buff", "skb", SKB_MODEL.size, skb[:, SKB_STORED_FROM:], stored_from=SKB_STORED_FROM)
+        if self.xdp_frame:
+            return stamp, np.zeros(len(t), np.uint64)
+        put_field(q.wrapper.data, VETH_XDP_BUFF, "skb", s.base)
+        return stamp, stamp

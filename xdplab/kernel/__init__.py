@@ -1,7 +1,7 @@
 """The simulated kernel: struct layouts, the XDP context, the load-time pipeline of RFC v2
 (flag + ifindex binding, ctx rewrite, kfunc unrolling with bpf_patch), the metadata kfuncs
 and their delivery.  Knows nothing of particular drivers (they plug in through
-``xdplab.drivers.base.Driver``)."""
+the interface in :mod:`xdplab.kernel.driver`)."""
 from __future__ import annotations
 
 

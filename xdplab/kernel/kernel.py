@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ..bpf.insn import Program
 from .boot import Boot
+from .driver import Driver
 from .loader import LoadedProgram, bpf_prog_load
 from .maps import MAP_TYPE_NAMES, BpfMap
 from .netdev import Netns
@@ -28,7 +29,6 @@ class Kernel:
     def __post_init__(self) -> None:
         self.boot = Boot.from_seed(self.seed)
         if 1 not in self.netns.devices:
-            from ..drivers.base import Driver
             self.netns.add("lo", Driver(), ifindex=1)
 
     def map_create(self, name: str, map_type: int, key_size: int, value_size: int,

@@ -7,10 +7,7 @@ binding is to a device *type* (driver), which ``dev_xdp_attach`` later enforces.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..drivers.base import Driver
+from .driver import Driver
 
 
 @dataclass(frozen=True)

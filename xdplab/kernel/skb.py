@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from .boot import Boot
 
 
@@ -27,17 +29,28 @@ class Skb:
 
 def skb_metadata_import_from_xdp(skb: Skb, boot: Boot) -> Skb:
     """Import an ``xdp_to_skb_metadata`` from ``skb.meta`` if it is exactly one, with the
-    boot's magic; otherwise return the skb unchanged."""
+    boot's magic; otherwise return the skb unchanged.
+
+    The offsets are the *build's* (``boot.build``: randstruct, compile time); the magic is the
+    *boot's* (``get_random_u32() | 1`` at late_initcall, 06/14): see :mod:`xdplab.kernel.boot`.
+    06/14 net/core/skbuff.c hunk, 06-xdp-carry-over-xdp-metadata-into-skb-context.patch:222-243.
+    """
     lay = boot.xdp_to_skb_metadata
     if len(skb.meta) != lay.size:
         return skb
     magic = int.from_bytes(skb.meta[lay.offsetof("magic"):][:4], "little")
-    if magic != boot.xdp_metadata_magic:
-        return skb
-    ts = int.from_bytes(skb.meta[lay.offsetof("rx_timestamp"):][:8], "little")
-    if not ts:
-        return skb
-    return replace(skb, hwtstamp=ts)
+    stamp = int.from_bytes(skb.meta[lay.offsetof("rx_timestamp"):][:8], "little")
+    ts = int(imported_hwtstamp(len(skb.meta), magic, stamp, boot))
+    return replace(skb, hwtstamp=ts) if ts else skb
+
+
+def imported_hwtstamp(meta_len, magic, rx_timestamp, boot: Boot):  # type: ignore[no-untyped-def]
+    """The import's rule on ints or arrays: the skb's hwtstamp is ``rx_timestamp`` when the
+    metadata is exactly one ``xdp_to_skb_metadata`` of this build carrying this boot's magic,
+    else unchanged (0 here).  The lane engine reads the same two fields through the same
+    layout and asks this function."""
+    ok = (np.asarray(meta_len) == boot.xdp_to_skb_metadata.size) & (np.asarray(magic) == boot.xdp_metadata_magic)
+    return np.where(ok, rx_timestamp, 0)
 
 
 def skb_metadata_set(skb: Skb, meta: bytes, boot: Boot) -> Skb:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+import numpy as np
+
 from ..bpf.memory import DIRECT_MAP_BASE, AddressSpace, Region
 
 
@@ -67,10 +69,12 @@ XDP_RXQ_INFO = layout("xdp_rxq_info", 64, "linux:include/net/xdp.h struct xdp_rx
 # struct xdp_txq_info: include/net/xdp.h: { struct net_device *dev; }
 XDP_TXQ_INFO = layout("xdp_txq_info", 8, "linux:include/net/xdp.h struct xdp_txq_info", dev=(0, 8))
 
-# struct net_device: only ifindex is read by BPF (xdp_convert_ctx_access). Its offset depends
-# on the kernel config (pahole); MODEL: 0x100 in a 0x900-byte struct.
+# struct net_device (include/linux/netdevice.h@6.1.192:2042): only ifindex is read by BPF
+# (xdp_convert_ctx_access). Its offset depends on the kernel config: 0xD8 in a 0x900-byte
+# struct as gcc lays it out for x86_64 defconfig + the RFC drivers (data/kernel-layouts.json,
+# tools/kernel_layouts.py).
 NET_DEVICE = layout("net_device", 0x900, "linux:include/linux/netdevice.h struct net_device "
-                    "(MODEL offsets: config-dependent)", ifindex=(0x100, 4))
+                    "(x86_64 defconfig, data/kernel-layouts.json; config-dependent)", ifindex=(0xD8, 4))
 
 # struct sk_buff: tstamp at +32, confirmed by the PATCH v1 disassembly of veth's unroll
 # "r0 = *(u64 *)(r5 +32)" (lore 20221115030210.3159213-5-sdf, kernel-facts §2); 232 bytes in 6.1.
@@ -109,3 +113,28 @@ class KernelMemory:
     def read(region: Region, layout: StructLayout, fieldname: str) -> int:
         f = layout.fields[fieldname]
         return int.from_bytes(region.data[f.offset:f.offset + f.size], "little")
+
+
+# ------------------------------------------------------------------ many instances at once
+def put_field(rows: np.ndarray, lay: StructLayout, name: str, values: object,
+              byteorder: str = "little") -> None:
+    """Store ``values`` (an int for every row, or one per row) into field ``name`` of each
+    row of ``rows`` (an ``(n, lay.size)`` uint8 array): the field's bytes in the given byte
+    order, truncated to the field's size as a C store would."""
+    f = lay.fields[name]
+    v = np.asarray(values)
+    if v.ndim == 0:
+        word = (int(v) & ((1 << (8 * f.size)) - 1)).to_bytes(f.size, byteorder)  # type: ignore[arg-type]
+        rows[:, f.offset:f.offset + f.size] = np.frombuffer(word, np.uint8)
+        return
+    raw = v.astype(np.uint64).astype("<u8").view(np.uint8).reshape(-1, 8)[:, :f.size]
+    rows[:, f.offset:f.offset + f.size] = raw if byteorder == "little" else raw[:, ::-1]
+
+
+def get_field(rows: np.ndarray, lay: StructLayout, name: str, byteorder: str = "little") -> np.ndarray:
+    """Field ``name`` of each row of ``rows`` as uint64 (the inverse of :func:`put_field`)."""
+    f = lay.fields[name]
+    raw = rows[:, f.offset:f.offset + f.size]
+    word = np.zeros((rows.shape[0], 8), np.uint8)
+    word[:, :f.size] = raw if byteorder == "little" else raw[:, ::-1]
+    return word.view("<u8").reshape(-1).copy()

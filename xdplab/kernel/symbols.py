@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from ..bpf.lanes import VectorHelper
 from ..bpf.machine import HelperFn
 
 BPF_CALL_BASE = 0xFFFF_FFFF_8120_0000   # MODEL: the address of __bpf_call_base
@@ -31,10 +32,16 @@ class OpCost:
 
 @dataclass(frozen=True)
 class KernelFunction:
+    """A kernel routine BPF code may call.  ``fn`` runs it for one packet; ``lanes``, when
+    given, runs the same routine for many packets at once on the lane machine (built on the
+    same rule functions as ``fn``, so the two cannot drift; it hands lanes it cannot serve
+    back to ``fn``)."""
+
     name: str
     fn: HelperFn
     doc: str = ""
     cost: OpCost = field(default_factory=OpCost, compare=False)
+    lanes: VectorHelper | None = field(default=None, compare=False)
 
 
 @dataclass

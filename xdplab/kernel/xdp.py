@@ -30,12 +30,12 @@ from ..bpf.machine import M64, CallContext
 from ..bpf.run import RunResult, run_in
 from .af_xdp import XDP_PACKET_HEADROOM, XskSocket
 from .boot import Boot
+from .helpers import TailCall, XdpHelpers
 from .loader import LoadedProgram
-from .maps import BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_XSKMAP
+from .maps import BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_XSKMAP
 from .skb import Skb, skb_metadata_set
 from .structs import (NET_DEVICE, XDP_BUFF, XDP_FRAME, XDP_RXQ_INFO, KernelMemory)
-from .uapi import (BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem, BPF_FUNC_redirect_map,
-                   BPF_FUNC_xdp_adjust_meta, E2BIG, EACCES, EINVAL, ENOTSUPP,
+from .uapi import (BPF_FUNC_redirect_map, BPF_FUNC_xdp_adjust_meta, EACCES, EINVAL, ENOTSUPP,
                    XDP_ABORTED, XDP_ACTION_NAMES, XDP_REDIRECT)
 
 # What deliver() says of a frame that no consumer receives.
@@ -51,6 +51,8 @@ META_MAX_RFC_ERA = 32    # xdp_metalen_invalid of the RFC's era (UNCONFIRMED rel
 class _PacketState:
     adjust_meta: list[int] = field(default_factory=list)
     redirect: tuple[int, int] | None = None     # (map_type, key)
+    trace: list[str] = field(default_factory=list)   # bpf_trace_printk lines (xdplab.kernel.helpers)
+    tail_calls: int = 0
 
 
 def int_arg(value):  # type: ignore[no-untyped-def]
@@ -73,6 +75,24 @@ def adjust_meta_result(data_meta, data, hard_start, delta, meta_max):  # type: i
     return ret, meta
 
 
+def xdp_buff_init(hard_start: int, packet_len: int, meta_valid: bool, rxq: int) -> tuple[tuple[str, int], ...]:
+    """The ``xdp_buff`` fields after ``xdp_init_buff(xdp, FRAME_SIZE, rxq)`` and
+    ``xdp_prepare_buff(xdp, hard_start, XDP_PACKET_HEADROOM, len, meta_valid)``
+    (include/net/xdp.h@6.1.192:119-140): data at the headroom, data_meta = data when the
+    driver supports metadata and data + 1 otherwise (``xdp_set_data_meta_invalid``).  Both
+    engines write exactly these."""
+    data = hard_start + XDP_PACKET_HEADROOM
+    return (("data_hard_start", hard_start), ("data", data), ("data_end", data + packet_len),
+            ("data_meta", data if meta_valid else data + 1), ("rxq", rxq), ("txq", 0),
+            ("frame_sz", FRAME_SIZE), ("flags", 0))
+
+
+def redirect_map_result(hit, flags):  # type: ignore[no-untyped-def]
+    """``__bpf_xdp_redirect_map`` (net/core/filter.c@6.1.192): XDP_REDIRECT when the map has
+    the key, else the low two bits of ``flags`` (the fallback action).  Ints or arrays."""
+    return np.where(hit, XDP_REDIRECT, flags & 3)
+
+
 @dataclass(frozen=True)
 class PacketOutcome:
     """What happened to one packet after the program."""
@@ -84,6 +104,7 @@ class PacketOutcome:
     data: bytes
     adjust_meta: tuple[int, ...]
     redirect: tuple[int, int] | None
+    trace: tuple[str, ...] = ()        # this packet's trace_pipe lines (bpf_printk)
 
 
 class XdpRxQueue:
@@ -103,11 +124,10 @@ class XdpRxQueue:
         kernel_memory.write(self.rxq, XDP_RXQ_INFO, "dev", self.dev.base)
         kernel_memory.write(self.rxq, XDP_RXQ_INFO, "queue_index", queue_index)
         self.state = _PacketState()
-        self.env = loaded.env({BPF_FUNC_xdp_adjust_meta: self._adjust_meta,
-                               BPF_FUNC_redirect_map: self._redirect_map,
-                               BPF_FUNC_map_lookup_elem: self._map_lookup_elem,
-                               BPF_FUNC_map_update_elem: self._map_update_elem})
-        self._hash_slots: dict[int, dict[bytes, int]] = {}
+        # map, trace, tail-call and ringbuf helpers: xdplab.kernel.helpers
+        self._helpers = {**XdpHelpers(loaded.maps, lambda: self.state).table(),
+                         BPF_FUNC_xdp_adjust_meta: self._adjust_meta, BPF_FUNC_redirect_map: self._redirect_map}
+        self.env = loaded.env(self._helpers)
         self.verified = loaded.variant == "fixed"
         self.fast = fast
 
@@ -125,47 +145,12 @@ class XdpRxQueue:
     def _redirect_map(self, ctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         m = next((m for m in self.loaded.maps.values() if m.address == r1), None)
         key = r2 & 0xFFFFFFFF
-        if m is not None and m.map_type in (BPF_MAP_TYPE_XSKMAP, BPF_MAP_TYPE_CPUMAP) \
-                and key in self.targets.get(m.map_id, {}):
+        hit = m is not None and m.map_type in (BPF_MAP_TYPE_XSKMAP, BPF_MAP_TYPE_CPUMAP) \
+            and key in self.targets.get(m.map_id, {})
+        if hit:
+            assert m is not None
             self.state.redirect = (m.map_type, key)
-            return XDP_REDIRECT
-        return r3 & 3
-
-    def _map_of(self, addr: int):  # type: ignore[no-untyped-def]
-        return next((m for m in self.loaded.maps.values() if m.address == addr), None)
-
-    def _value_addr(self, m, key: bytes, create: bool) -> int:  # type: ignore[no-untyped-def]
-        """ARRAY: the key is an index; HASH: the key's slot (MODEL: slots in insertion order).
-        Values live after a 256-byte header in the map's kernel region."""
-        if m.map_type == BPF_MAP_TYPE_ARRAY:
-            index = int.from_bytes(key[:4], "little")
-            return m.address + 256 + index * m.value_size if index < m.max_entries else 0
-        if m.map_type == BPF_MAP_TYPE_HASH:
-            slots = self._hash_slots.setdefault(m.map_id, {})
-            if key not in slots:
-                if not create or len(slots) >= m.max_entries:
-                    return 0
-                slots[key] = len(slots)
-            return m.address + 256 + slots[key] * m.value_size
-        return 0
-
-    def _map_lookup_elem(self, ctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-        """bpf_map_lookup_elem (kernel/bpf/helpers.c): a pointer to the value, or NULL."""
-        m = self._map_of(r1)
-        if m is None or m.map_type not in (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH):
-            return 0
-        return self._value_addr(m, ctx.read_bytes(r2, m.key_size), create=False)
-
-    def _map_update_elem(self, ctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-        """bpf_map_update_elem: copy the value in; -E2BIG when a HASH map is full."""
-        m = self._map_of(r1)
-        if m is None or m.map_type not in (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH):
-            return (-EINVAL) & M64
-        addr = self._value_addr(m, ctx.read_bytes(r2, m.key_size), create=True)
-        if not addr:
-            return (-(E2BIG if m.map_type == BPF_MAP_TYPE_HASH else EINVAL)) & M64
-        ctx.write_bytes(addr, ctx.read_bytes(r3, m.value_size))
-        return 0
+        return int(redirect_map_result(hit, r3))
 
     # ------------------------------------------------------------------ one packet
     def xdp_prepare_buff(self, packet: bytes) -> None:
@@ -175,12 +160,8 @@ class XdpRxQueue:
         base = self.frame.base
         self.frame.data[:XDP_PACKET_HEADROOM] = bytes(XDP_PACKET_HEADROOM)
         self.frame.data[XDP_PACKET_HEADROOM:XDP_PACKET_HEADROOM + len(packet)] = packet
-        data = base + XDP_PACKET_HEADROOM
-        w, lay = self.wrapper, XDP_BUFF
-        for name, value in (("data_hard_start", base), ("data", data), ("data_end", data + len(packet)),
-                            ("data_meta", data if self.meta_valid else data + 1), ("rxq", self.rxq.base),
-                            ("txq", 0), ("frame_sz", FRAME_SIZE), ("flags", 0)):
-            self.mem.write(w, lay, name, value)
+        for name, value in xdp_buff_init(base, len(packet), self.meta_valid, self.rxq.base):
+            self.mem.write(self.wrapper, XDP_BUFF, name, value)
 
     def write_driver_metadata(self, meta: bytes) -> None:
         """A driver that prepends metadata itself (BTF hints): bytes before data, data_meta moved."""
@@ -195,12 +176,19 @@ class XdpRxQueue:
         self.xdp_prepare_buff(packet)
         if driver_metadata:
             self.write_driver_metadata(driver_metadata)
-        try:
-            res = run_in(self.loaded.xlated, self.mem.space, self.wrapper.base, env=self.env,
-                         verified=self.verified, fast=self.fast)
-            action_code, error = res.r0, None
-        except BpfError as exc:      # the simulated kernel oopses on this packet; we report it
-            res, action_code, error = None, XDP_ABORTED, f"{type(exc).__name__}: {exc}"
+        prog, env = self.loaded, self.env
+        while True:
+            try:
+                res = run_in(prog.xlated, self.mem.space, self.wrapper.base, env=env,
+                             verified=self.verified, fast=self.fast)
+                action_code, error = res.r0, None
+            except TailCall as jump:     # bpf_tail_call: the target runs on the same ctx, no return
+                prog = jump.target
+                env = prog.env(self._helpers)
+                continue
+            except BpfError as exc:      # the simulated kernel oopses on this packet; we report it
+                res, action_code, error = None, XDP_ABORTED, f"{type(exc).__name__}: {exc}"
+            break
         rd = lambda f: self.mem.read(self.wrapper, XDP_BUFF, f)   # noqa: E731
         data, data_end, data_meta = rd("data"), rd("data_end"), rd("data_meta")
         off = self.frame.base
@@ -210,7 +198,7 @@ class XdpRxQueue:
         if action_code not in XDP_ACTION_NAMES:
             name = "ABORTED"           # bpf_warn_invalid_xdp_action, then the ABORTED path
         return PacketOutcome(name, res, error, meta, payload, tuple(self.state.adjust_meta),
-                             self.state.redirect)
+                             self.state.redirect, tuple(self.state.trace))
 
 
 def deliver(outcome: PacketOutcome, *, xsks: Mapping[int, XskSocket], boot: Boot,
@@ -238,4 +226,5 @@ def deliver(outcome: PacketOutcome, *, xsks: Mapping[int, XskSocket], boot: Boot
 
 
 __all__ = ["XdpRxQueue", "PacketOutcome", "deliver", "adjust_meta_result", "int_arg", "FRAME_SIZE",
+           "xdp_buff_init", "redirect_map_result",
            "META_MAX_RFC_ERA", "DROPPED", "TX", "ABORTED"]

@@ -1,0 +1,66 @@
+"""One run, planned: everything an engine needs to receive packets, frozen, built by ``Lab``.
+
+Both engines (:mod:`xdplab.scalar`, one packet at a time on the scalar machine, and
+:mod:`xdplab.batch`, many packets at once on numpy lanes) execute a :class:`RunPlan`; neither
+knows the other, nor ``Lab``.  The plan holds the loaded program, the device's driver and its
+receive settings, the frame, what the consumer reads (metadata size, timestamp offset) and the
+cost profile; engines only orchestrate: every rule they apply lives in the kernel layer or the
+driver's module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .bpf.memory import Region
+from .cost import CpuProfile
+from .kernel.boot import Boot
+from .kernel.driver import Driver, RxSettings
+from .kernel.loader import LoadedProgram
+from .kernel.maps import BpfMap
+from .kernel.symbols import OpCost
+from .traffic import Trace
+
+ENGINES = ("auto", "scalar", "batch")
+PATHS = ("af_xdp", "skb")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One ``Lab.run``: the program on its device, the traffic, and what the consumer reads.
+
+    ``meta_valid``: what the driver passes to xdp_prepare_buff (or True when metadata support
+    is assumed); ``hints``: the BTF-hints design, whose driver writes its struct in front of
+    every frame; ``meta_size`` / ``ts_offset``: the bytes the AF_XDP consumer reads in front
+    of the data and where the timestamp sits in them (None: the program stores none);
+    ``map_regions``: the kernel memory of the program's maps (the scalar engine maps them).
+    """
+
+    loaded: LoadedProgram
+    driver: Driver
+    ifindex: int
+    dev_name: str
+    rx: RxSettings
+    meta_valid: bool
+    path: str
+    frame: bytes
+    hints: bool
+    meta_size: int
+    ts_offset: int | None
+    design: str
+    fields: tuple[str, ...]
+    driver_work: OpCost | None
+    profile: CpuProfile
+    xsk_map: BpfMap
+    map_regions: tuple[Region, ...]
+    memory_top: int
+    boot: Boot
+    trace: Trace
+    fast: bool = True
+
+    @property
+    def packets(self) -> int:
+        return self.trace.count
+
+
+COLUMNS = ("packet", "t_ns", "hw_time_ns", "rx_timestamp", "error_ns", "insns", "cost_ns", "action",
+           "delivered_to", "meta_len", "reason")
