@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test bench clean
+.PHONY: lab test bench clean mutate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# jupyter_config/ (in the repo, on the config search path) turns off announcements, news and update checks
 lab: $(STAMP)
-	$(PY) -m xdplab lab
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter_config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(PY) -m xdplab lab
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -23,6 +24,14 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_vm.py
 	$(PY) benchmarks/bench_viz.py
 	$(PY) benchmarks/bench_batch.py
+	$(PY) benchmarks/bench_verifier.py
+
+# Sampled mutation testing (tools/mutate.py, cosmic-ray): MUTATE_SAMPLE mutation sites per module,
+# one worker, nice'd; writes benchmarks/results/mutation.json.  MUTATE_ARGS e.g. --modules 'xdplab/bpf/*'.
+MUTATE_SAMPLE ?= 10
+MUTATE_ARGS ?=
+mutate: $(STAMP)
+	nice -n 10 $(PY) tools/mutate.py --sample $(MUTATE_SAMPLE) $(MUTATE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

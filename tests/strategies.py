@@ -145,3 +145,94 @@ def runnable_program(draw, max_len=30):
         out.append(insn)
     out.append(Insn(op.BPF_JMP | op.BPF_EXIT))
     return Program(out)
+
+
+# ---------------------------------------------------------------- edge-biased operands
+# Values where wrong masks, sign extension and carries show (issue 11): 0, +-1, the 32- and
+# 64-bit signed/unsigned limits, 2^31, 2^32 and neighbours, lone sign bits of each width,
+# shift counts around 31/32/63/64.  As unsigned 64-bit register contents.
+M64_ = (1 << 64) - 1
+EDGE_U64 = tuple(sorted({v & M64_ for v in (
+    0, 1, -1, 2, -2,
+    -(1 << 31), (1 << 31) - 1, 1 << 31, (1 << 31) + 1,            # INT32_MIN (sign-extended), INT32_MAX, 2^31
+    (1 << 32) - 1, 1 << 32, (1 << 32) + 1, (1 << 32) - 2,        # U32_MAX, 2^32, 2^32 +- 1
+    -(1 << 63), (1 << 63) - 1, (1 << 63) + 1,                    # INT64_MIN, INT64_MAX
+    0x80, 0xFF, 0x7F, 0x8000, 0xFFFF, 0x7FFF,                    # sign bits of 8 and 16 bits
+    0xFFFF_FFFF_0000_0000, 0x0000_0001_FFFF_FFFF, 0xFFFF_FFFF_7FFF_FFFF, 0x8000_0000_8000_0000,
+    31, 32, 33, 63, 64, 65,                                      # shift counts at the masks
+    0x0123_4567_89AB_CDEF, 0xFEDC_BA98_7654_3210,                # distinct bytes (byte swaps)
+)}))
+EDGE_S32 = (0, 1, -1, 2, -2, -(1 << 31), (1 << 31) - 1, 0x7F, 0x80, -0x80, 0xFF, 0x7FFF, 0x8000, -0x8000,
+            0xFFFF, 31, 32, 33, 63, 64, 65, 0x1234_5678, -0x1234_5678)
+
+edge_u64 = st.one_of(st.sampled_from(EDGE_U64), st.sampled_from(EDGE_U64), st.sampled_from(EDGE_U64),
+                     st.integers(0, M64_),
+                     st.integers(0, (1 << 32) - 1).map(lambda v: v | 0xFFFF_FFFF_0000_0000))   # high bits set
+edge_s32 = st.one_of(st.sampled_from(EDGE_S32), st.sampled_from(EDGE_S32), S32)
+
+
+# ---------------------------------------------------------------- mostly-decodable bytes
+# Opcodes written out from RFC 9669 §3-§5: ALU/ALU64/JMP/JMP32 operations in both source
+# forms, loads/stores of each size, exit, call, ld_imm64 (first slot; the second is zero).
+_ALU_CODES = [cls | o | s for cls in (0x04, 0x07) for o in range(0x00, 0xD0, 0x10) if o != 0x80 for s in (0, 8)] + \
+             [0x84, 0x87, 0xD4, 0xDC, 0xD7]
+_JMP_CODES = [cls | o | s for cls in (0x05, 0x06) for o in (0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0xA0, 0xB0,
+                                                           0xC0, 0xD0) for s in (0, 8)] + [0x05, 0x06]
+_MEM_CODES = [0x61, 0x69, 0x71, 0x79, 0x62, 0x6A, 0x72, 0x7A, 0x63, 0x6B, 0x73, 0x7B]
+OPCODES_BY_HAND = tuple(_ALU_CODES + _JMP_CODES + _MEM_CODES + [0x95, 0x85])
+
+
+@st.composite
+def insn_slot_bytes(draw):
+    """8 (or 16, for ld_imm64) bytes of one instruction: a real opcode most of the time, registers
+    mostly below 11, small offsets, edge immediates; sometimes plain random bytes."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.binary(min_size=8, max_size=8))
+    if draw(st.integers(0, 9)) == 0:
+        dst = draw(st.integers(0, 9))
+        return bytes([0x18, dst, 0, 0]) + draw(st.binary(min_size=4, max_size=4)) + bytes(4) + \
+            draw(st.binary(min_size=4, max_size=4))
+    code = draw(st.sampled_from(OPCODES_BY_HAND))
+    dst, src = draw(st.integers(0, 10)), draw(st.integers(0, 10))
+    off = draw(st.one_of(st.integers(-3, 8), S16))
+    if code & 0x07 in (0x04, 0x07) and code & 0xF0 == 0xB0 and code & 0x08:
+        off = draw(st.sampled_from([0, 0, 8, 16, 32]))          # mov / movsx
+    elif code & 0x07 in (0x04, 0x07) and code & 0xF0 in (0x30, 0x90):
+        off = draw(st.sampled_from([0, 1]))                     # div, mod / sdiv, smod
+    elif code & 0x07 in (0x04, 0x07):
+        off = 0
+    imm = draw(st.one_of(st.sampled_from(EDGE_S32), S32))
+    if code & 0xF0 == 0xD0 and code & 0x07 in (0x04, 0x07):
+        imm = draw(st.sampled_from([16, 32, 64]))
+    if code == 0x85:
+        imm = draw(st.sampled_from([1, 2]))
+    # the reserved fields of each form are zero (decode refuses them otherwise)
+    cls, operation, is_x = code & 0x07, code & 0xF0, bool(code & 0x08)
+    if code == 0x95:
+        dst = src = off = imm = 0
+    elif code == 0x85:
+        dst = src = off = 0
+    elif code == 0x05:
+        dst = src = imm = 0
+    elif code == 0x06:
+        dst = src = off = 0
+        imm = draw(st.integers(-3, 8))
+    elif cls in (0x04, 0x07) and operation in (0x80, 0xD0):
+        src = 0
+        off = 0
+        imm = imm if operation == 0xD0 else 0
+    elif cls in (0x04, 0x05, 0x06, 0x07):
+        if is_x:
+            imm = 0
+        else:
+            src = 0
+    elif cls == 0x01 or cls == 0x03:                            # LDX, STX
+        imm = 0
+    elif cls == 0x02:                                           # ST
+        src = 0
+    return bytes([code, dst | src << 4]) + (off & 0xFFFF).to_bytes(2, "little") + \
+        (imm & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+mostly_decodable_program_bytes = st.lists(insn_slot_bytes(), min_size=1, max_size=30).map(
+    lambda slots: b"".join(slots) + bytes([0x95]) + bytes(7))

@@ -1,14 +1,16 @@
 """The two assembly dialects and the disassembler."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xdplab.bpf import BpfAssembleError, BpfError, Insn, Program, assemble, disassemble
+from xdplab.bpf import BpfAssembleError, Insn, Program, assemble, disassemble
 from xdplab.bpf import builders as B
 from xdplab.bpf import opcodes as op
-from strategies import valid_program
+from strategies import runnable_program, valid_program
 
 
 @settings(max_examples=300)
@@ -18,24 +20,69 @@ def test_assemble_inverts_disassemble(program):
     assert assemble(disassemble(program, numbered=True)) == program
 
 
-@given(valid_program)
+def _jump_targets(program: Program) -> set[int]:
+    """Slots the program's jumps land on (RFC 9669 §4.3: pc + 1 + off; JMP32 JA: + imm)."""
+    targets, slot = set(), 0
+    for insn in program:
+        cls, code = insn.opcode & 0x07, insn.opcode & 0xF0
+        if cls in (0x05, 0x06) and code not in (0x80, 0x90):
+            targets.add(slot + 1 + (insn.imm if cls == 0x06 and code == 0x00 else insn.off))
+        slot += 2 if insn.opcode == 0x18 else 1
+    return targets
+
+
+@settings(max_examples=150, deadline=None)
+@given(runnable_program())
 def test_labelled_disassembly_round_trips(program):
+    """Verified programs (jumps land inside): one label per distinct target, every jump goes
+    to a label, and the labelled text assembles back to the same instructions."""
     from xdplab.bpf import verify
-    try:
-        verify(program)
-    except BpfError:
-        return    # labels are only printed for targets inside the program
-    assert assemble(disassemble(program, labels=True)) == program
+    verify(program)
+    text = disassemble(program, labels=True)
+    labels = [line for line in text.splitlines() if line.rstrip().endswith(":")]
+    assert len(labels) == len(set(labels)) == len(_jump_targets(program))
+    jumps = [line for line in text.splitlines() if "goto" in line]
+    assert all(not re.search(r"goto[l]? [+-]\d", line) for line in jumps), jumps
+    assert assemble(text) == program
 
 
 @settings(max_examples=300)
 @given(st.text(max_size=80))
 def test_random_text_gives_a_program_or_an_assemble_error(text):
+    """Whatever the text: a program that survives its own round trip, or a BpfAssembleError that
+    names a line of the text (or says there were no instructions)."""
+    n_lines = len(text.splitlines()) or 1
     for dialect in ("llvm", "ubpf"):
         try:
-            assemble(text, dialect)
-        except BpfAssembleError:
-            pass
+            program = assemble(text, dialect)
+        except BpfAssembleError as exc:
+            if exc.line is None:
+                assert "no instructions" in str(exc) or "unknown label" in str(exc), str(exc)
+            else:
+                assert 1 <= exc.line <= n_lines and str(exc).startswith(f"line {exc.line}: "), (exc.line, n_lines)
+            continue
+        assert 1 <= len(program) <= n_lines
+        assert assemble(disassemble(program)) == program
+
+
+PRINTABLE_LINE = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
+
+
+@settings(max_examples=300)
+@given(PRINTABLE_LINE)
+def test_a_bad_line_between_good_ones_is_the_line_named(garbage):
+    """Line 3 of 4 is random: either the error names line 3, or the text assembled and the
+    instructions of lines 1, 2 and 4 are where they should be."""
+    for dialect, prefix, exit_ in (("llvm", ["r0 = 1", "r1 = 2"], "exit"),
+                                   ("ubpf", ["mov %r0, 1", "mov %r1, 2"], "exit")):
+        text = "\n".join(prefix + [garbage, exit_])
+        try:
+            program = assemble(text, dialect)
+        except BpfAssembleError as exc:
+            assert exc.line == 3, (dialect, garbage, str(exc))
+            continue
+        assert program[:2] == Program([B.BPF_MOV64_IMM(0, 1), B.BPF_MOV64_IMM(1, 2)])
+        assert program[-1] == B.BPF_EXIT_INSN() and len(program) in (3, 4)
 
 
 @settings(max_examples=200)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -41,4 +40,11 @@ def test_fresh_venv_from_binder_runs_the_tour(tmp_path):
                     "--ExecutePreprocessor.timeout=600", "--output", str(out), "notebooks/00-tour.ipynb"],
                    cwd=repo, env=env, check=True, timeout=900)
     assert "image/png" in out.read_text() and "widget-view" in out.read_text()
-    assert sys.version_info >= (3, 11)
+    # the Binder venv's own interpreter (not pytest's): the version runtime.txt names, and the
+    # xdplab it imports is the repository copy installed by requirements.txt's "-e ."
+    want = (ROOT / "binder" / "runtime.txt").read_text().strip().removeprefix("python-")
+    probe = subprocess.run([str(py), "-c", "import sys, xdplab; print('%d.%d' % sys.version_info[:2]); "
+                            "print(xdplab.__file__)"], cwd=tmp_path, env=env, check=True, capture_output=True,
+                           text=True, timeout=120).stdout.split("\n")
+    assert probe[0] == want, (probe[0], want)
+    assert Path(probe[1]).resolve().is_relative_to(repo.resolve()), probe[1]

@@ -1,15 +1,21 @@
-"""The cost model: calibration against the published anchors, ordering, and the cover
-letter's three claims, each checked on the simulation."""
+"""The cost model: each profile is one machine; its constants are quoted, FIT (from one
+measurement of that machine, never checked against it) or MODEL; independent measurements of
+the same machine check the model; the cover letter's claims are checked on the simulation."""
 from __future__ import annotations
+
+import json
 
 import pytest
 
 import xdplab
-from xdplab.cost import (MLX5_RX_HASH, MLX5_SUPPORTED, PROFILES, anchor, kfunc_calls_scenario_ns,
-                         line_rate_budget_ns, profile)
+from xdplab.cost import (DEFAULT_PROFILE, MLX5_RX_HASH, MLX5_SUPPORTED, PROFILES, anchor, fits_line_rate,
+                         kfunc_calls_scenario_ns, line_rate_budget_ns, packet_ns, profile, rx_path_ns,
+                         xdp_drop_program_ns)
 from xdplab.designs import compare
+from xdplab.profiles import data_path
 
-MODERN, E5 = "modern-no-retpoline", "e5-1650v4-retpoline"
+E5 = "e5-1650v4"
+DATA = json.loads(data_path("cost.json").read_text())
 
 
 def cost(driver, fields=("rx_timestamp",), design="rfc-v2", prof=E5, n=20):
@@ -18,40 +24,86 @@ def cost(driver, fields=("rx_timestamp",), design="rfc-v2", prof=E5, n=20):
 
 @pytest.mark.parametrize("gbit, ns", [(10, 67.2), (25, 26.88), (100, 6.72), (40, 16.8)])
 def test_line_rate_budgets(gbit, ns):
+    """kernel-facts §11.1: (64 + 20) * 8 bits per minimum frame."""
     assert line_rate_budget_ns(gbit) == pytest.approx(ns)
 
 
-def test_calibration_ice_unrolled_vs_called_within_20_percent():
-    """Larysa Zaremba: 41.26 vs 40.37 Mpps = 0.54 ns for two calls (_supported + the value)."""
-    diff = cost("ice", design="rfc-v1", prof=MODERN) - cost("ice", design="rfc-v2", prof=MODERN)
-    assert diff == pytest.approx(anchor("ice_unrolled_vs_called_ns"), rel=0.2)
+def test_every_constant_names_its_source_and_every_profile_is_one_machine():
+    for name, prof in DATA["profiles"].items():
+        for key, entry in prof.items():
+            if isinstance(entry, dict):
+                assert entry.get("source"), (name, key)
+        assert name in PROFILES
+    for old, alias in DATA["aliases"].items():
+        with pytest.warns(DeprecationWarning, match=alias["to"]):
+            assert profile(old).name == alias["to"]
 
 
-def test_calibration_mlx5_three_kfunc_calls_within_20_percent():
-    """Toke: 38.94 -> 41.80 ns/pkt for metadata_supported, rx_hash_supported, rx_hash."""
-    ns = kfunc_calls_scenario_ns(profile(MODERN), (MLX5_SUPPORTED, MLX5_SUPPORTED, MLX5_RX_HASH))
-    assert ns == pytest.approx(anchor("mlx5_three_kfunc_calls_ns"), rel=0.2)
+@pytest.mark.parametrize("name", PROFILES)
+def test_the_program_is_entered_by_a_direct_call(name):
+    """Linux 6.1 enters the XDP program through the BPF dispatcher (filter.h@6.1.192:810) and JITed
+    code calls helpers and kfuncs with call rel32: no profile prices a retpolined indirect call."""
+    p = profile(name)
+    assert p.prog_invoke_ns == p.direct_call_ns
+    assert p.prog_invoke_ns < 2.0      # traits01's retpolined call was 8.463 ns on the E5
+
+
+def test_e5_direct_call_agrees_with_the_xdp_paper():
+    """Independent of traits01 (where direct_call_ns is quoted from): the XDP paper measured 1.3 ns
+    per function call on the same CPU model, quoted to 0.1 ns."""
+    assert abs(profile(E5).direct_call_ns - anchor("xdp_paper_function_call_ns")) <= 0.05 + 1e-9
+
+
+def test_larysa_fit_is_her_two_call_delta_split_evenly():
+    """A FIT, stated as a derivation (not a check): 1e9/pps, two calls."""
+    call, unrolled = 40_370_651, 41_264_360
+    delta = 1e9 / call - 1e9 / unrolled
+    assert delta == pytest.approx(anchor("larysa_ice_rx_hash_two_calls_ns"), abs=5e-4)
+    assert profile("larysa-ice").direct_call_ns == pytest.approx(delta / 2, abs=5e-4)
+
+
+def test_toke_fit_reproduces_his_three_calls_and_underestimates_one_less_call():
+    """FIT on 2.86 ns for three calls; his other figure in the same message ("cut off ~1.3 ns for
+    one less kfunc call") is an independent check the model does not pass: it predicts about half.
+    Toke's own per-call figures in that message span 0.95-1.3 ns; the model's linear call cost is
+    too simple for them (stated in README)."""
+    p = profile("toke-mlx5")
+    three = kfunc_calls_scenario_ns(p, (MLX5_SUPPORTED, MLX5_SUPPORTED, MLX5_RX_HASH))
+    assert three == pytest.approx(anchor("toke_mlx5_three_kfunc_calls_ns"), abs=0.005)
+    one_less = three - kfunc_calls_scenario_ns(p, (MLX5_SUPPORTED, MLX5_RX_HASH))
+    assert 0.4 < one_less < anchor("toke_mlx5_one_less_call_ns") - 0.3
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_rx_path_is_the_whole_packet_minus_the_drop_program(name):
+    p = profile(name)
+    assert p.whole_packet_ns is not None
+    assert rx_path_ns(p) + xdp_drop_program_ns(p) == pytest.approx(p.whole_packet_ns)
+    assert packet_ns(10.0, p) == pytest.approx(rx_path_ns(p) + 10.0)
+    # one core: the RX path alone already exceeds the 100G budget on every measured machine
+    assert fits_line_rate(0.0, 100, p) is False
 
 
 @pytest.mark.parametrize("prof", PROFILES)
 def test_claim_free_if_not_used(prof):
-    """No kfunc asked: exactly the cost of no metadata; BTF hints pay the driver's fill anyway."""
+    """No kfunc asked: the device-bound load adds no instruction to the program and the model
+    charges nothing for the binding itself, so the cost is exactly that of no metadata; the
+    same model does charge a kfunc that is used, and BTF hints pay the driver's fill anyway."""
     for driver in ("veth", "ice", "mlx4", "bnxt"):
+        bound, unbound = xdplab.Lab(driver, (), design="rfc-v2"), xdplab.Lab(driver, (), design="none")
+        assert bound.loaded_for("af_xdp").device is not None and unbound.loaded_for("af_xdp").device is None
+        assert bound.xlated == unbound.xlated and not bound.loaded_for("af_xdp").patches
         none = cost(driver, (), "none", prof)
         assert cost(driver, (), "rfc-v2", prof) == none
         assert cost(driver, (), "merged", prof) == none
+        assert cost(driver, ("rx_timestamp",), "rfc-v2", prof) > none       # used: not free
         assert cost(driver, (), "btf-hints", prof) > none
 
 
 def test_claim_cheap_if_used_when_unrolled():
-    """Unrolled kfuncs cost about what pre-populated metadata costs (ice, the unrolling driver),
-    and never more than calling the same code."""
+    """Unrolled kfuncs never cost more than calling the same code, on every machine."""
     for prof in PROFILES:
-        unrolled = cost("ice", prof=prof)
-        assert unrolled <= cost("ice", design="rfc-v1", prof=prof)
-        assert unrolled - cost("ice", (), "btf-hints", prof) < 5.0
-    # ...but "cheap" is per driver: bnxt's timestamp takes a spinlock either way
-    assert cost("bnxt", prof=E5) - cost("bnxt", (), "none", E5) > line_rate_budget_ns(25)
+        assert cost("ice", prof=prof) <= cost("ice", design="patch-v3", prof=prof)
 
 
 def test_claim_subset_cheaper_than_all_or_nothing_btf():
@@ -65,10 +117,11 @@ def test_claim_subset_cheaper_than_all_or_nothing_btf():
 
 
 def test_compare_sweep_and_ordering():
-    df = compare(("ice", "bnxt"), ("none", "rfc-v2", "rfc-v1"), packets=5, progress=False)
+    df = compare(("ice", "bnxt"), ("none", "rfc-v2", "patch-v3"), packets=5, progress=False)
     ts = df[df.fields == "rx_timestamp"].set_index(["driver", "design"]).cost_ns
-    assert ts["ice", "rfc-v2"] < ts["ice", "rfc-v1"] < ts["bnxt", "rfc-v2"]
+    assert ts["ice", "rfc-v2"] < ts["ice", "patch-v3"] < ts["bnxt", "rfc-v2"]
     assert (df[df.fields == "-"].over_none_ns == 0).all()
+    assert df.attrs["profile"] == DEFAULT_PROFILE
 
 
 def test_unknown_profile():

@@ -142,8 +142,12 @@ def test_both_paths_for_every_driver_and_variant(driver, variant, path):
         return
     want = "af_xdp" if path == "af_xdp" else "stack"
     assert (df.delivered_to == want).all()
-    assert (df.rx_timestamp != 0).all() and (df.error_ns == 0).all()
     assert (df.meta_len == (8 if path == "af_xdp" else 16)).all()
+    if variant == "rfc-v2-posted" and driver == "bnxt":   # the program runs on a copy (13/14:70)
+        assert (df.rx_timestamp == 0).all()
+        assert df.reason.str.contains("by-value copy of the xdp_buff").all()
+        return
+    assert (df.rx_timestamp != 0).all() and (df.error_ns == 0).all()
 
 
 @pytest.mark.parametrize("driver", ["mlx4", "bnxt"])

@@ -9,13 +9,14 @@ from xdplab.programs import ALL_DESIGNS
 
 
 def test_driver_names_are_the_rfc_drivers():
-    assert drivers.names() == ("veth", "ice", "mlx4", "bnxt")
+    assert drivers.names() == ("veth", "ice", "mlx4", "bnxt", "mlx5")    # the RFC's, then mlx5 (issue 16)
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(driver="e1000"), "unknown driver 'e1000'; valid drivers: veth, ice, mlx4, bnxt"),
-    (dict(driver="veth", fields=("rx_hash",)), "unknown field 'rx_hash' for design rfc-v2; valid fields: rx_timestamp"),
-    (dict(driver="veth", design="v5"), "valid designs: rfc-v2, rfc-v1, merged, btf-hints, none"),
+    (dict(driver="e1000"), "unknown driver 'e1000'; valid drivers: veth, ice, mlx4, bnxt, mlx5"),
+    (dict(driver="veth", fields=("rx_hash",), design="patch-v3"),
+     "unknown field 'rx_hash' for design patch-v3; valid fields: rx_timestamp"),
+    (dict(driver="veth", design="v5"), "valid designs: rfc-v2, patch-v3, merged, btf-hints, none"),
     (dict(driver="veth", variant="buggy"), "valid variants: fixed, rfc-v2-posted"),
     (dict(driver="veth", design="merged", fields=("rx_hash", "rx_hash")), "fields repeat"),
 ])
@@ -32,7 +33,7 @@ def test_every_design_loads_for_veth(design):
     assert len(diff.rows) == len(lab.program)
     assert lab.xlated.slot_count >= lab.program.slot_count
     kfunc_sites = [r for r in diff.rows if r.pass_name.startswith(("unroll:", "call:", "default-unroll"))]
-    assert bool(kfunc_sites) == (design in ("rfc-v2", "rfc-v1", "merged"))
+    assert bool(kfunc_sites) == (design in ("rfc-v2", "patch-v3", "merged"))
 
 
 def test_rfc_v2_veth_unrolls_both_kfuncs():
@@ -50,7 +51,7 @@ def test_run_returns_one_row_per_packet():
 
 @pytest.mark.parametrize("driver", drivers.names())
 @pytest.mark.parametrize("variant", ["fixed", "rfc-v2-posted"])
-@pytest.mark.parametrize("design", ["rfc-v2", "rfc-v1", "merged"])
+@pytest.mark.parametrize("design", ["rfc-v2", "patch-v3", "merged"])
 def test_every_driver_variant_and_design_loads(driver, variant, design):
     lab = xdplab.Lab(driver, variant=variant, design=design)
     rows = lab.diff().rows

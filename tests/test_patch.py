@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xdplab.bpf import BpfVerifyError, assemble, run
 from xdplab.bpf import builders as B
 from xdplab.bpf import opcodes as op
+from xdplab.bpf.insn import Insn
 from xdplab.bpf.patch import BpfPatch, check_patch
 
 NOP = B.BPF_MOV64_REG(B.BPF_REG_0, B.BPF_REG_0)
@@ -23,13 +26,45 @@ def test_append_grows_16_then_doubling():
 
 
 def test_posted_capacity_defect_writes_past_the_allocation():
-    """RFC v2 defect (a): capacity doubled again after the realloc."""
+    """RFC v2 defect (a), 01/14 bpf_patch.c (01-bpf-introduce-bpf_patch.patch:118-132):
+    capacity doubled, that many allocated, capacity doubled again."""
     p = BpfPatch(posted_capacity_defect=True)
     p.append(*[NOP] * 16)
     assert (p.allocated, p.capacity, p.heap_overflow) == (16, 32, None)
     p.append(NOP)                                   # the 17th lands past 16 allocated
     assert p.heap_overflow is not None and p.heap_overflow.index == 16
     assert p.heap_overflow.allocated == 16 and p.heap_overflow.capacity == 32
+    assert p.lost == ()                             # nothing lost until the next krealloc
+
+
+def test_posted_second_reallocation_allocates_64_and_loses_16_to_31():
+    """The 33rd append: capacity 32 -> 64, krealloc_array(.., 64, ..), capacity -> 128.
+    krealloc copies ksize(old) = 16 insns (mm/slab_common.c@6.1.192:1340): 16..31 are lost."""
+    p = BpfPatch(posted_capacity_defect=True)
+    p.append(*[B.BPF_MOV64_IMM(0, i) for i in range(33)])
+    assert [(r.at_len, r.allocated, r.capacity, r.copied) for r in p.reallocations] == \
+        [(0, 16, 32, 0), (32, 64, 128, 16)]
+    assert p.lost == (range(16, 32),)
+    view = p.kernel_view()
+    assert [i.imm for i in view[:16]] == list(range(16)) and view[32].imm == 32
+    assert all(i == Insn(0, 0, 0, 0, 0) for i in view[16:32])
+    assert [i.imm for i in p.insns()] == list(range(33))     # what the driver appended
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=1, max_value=700))
+def test_posted_allocations_are_16_times_4_to_the_k(n):
+    """Allocated 16, 64, 256, 1024 when len reaches 0, 32, 128, 512; the fixed buffer
+    allocates 16, 32, 64, ... exactly when full and never writes past its allocation."""
+    posted, fixed = BpfPatch(posted_capacity_defect=True), BpfPatch()
+    posted.append(*[NOP] * n)
+    fixed.append(*[NOP] * n)
+    expected = [(at, alloc) for at, alloc in ((0, 16), (32, 64), (128, 256), (512, 1024)) if at < n]
+    assert [(r.at_len, r.allocated) for r in posted.reallocations] == expected
+    assert posted.allocated * 2 == posted.capacity
+    assert (posted.heap_overflow is not None) == (n > 16)
+    assert fixed.heap_overflow is None and fixed.lost == () and fixed.allocated >= n
+    assert fixed.allocated == max(16, 1 << (n - 1).bit_length())
 
 
 def test_sticky_error_after_failed_realloc():

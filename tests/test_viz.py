@@ -1,12 +1,16 @@
 """Widgets driven from pytest: a picker change re-renders the diff and the plots."""
 from __future__ import annotations
 
-from matplotlib.figure import Figure
+import numpy as np
+import pytest
+from matplotlib.patches import Rectangle
 
 import xdplab
 from xdplab.drivers import ice
 from xdplab.viz import DiffView, MemoryLayoutView, TourApp, plots
 from xdplab.designs import compare
+
+SEC = 1_000_000_000
 
 
 def test_tour_app_reacts_to_the_driver_picker(ipython_shell):
@@ -44,15 +48,85 @@ def test_diff_view_colours_every_origin():
     assert "background:#" in view.html.value and view.last_render_ms > 0
 
 
-def test_plot_functions_return_figures():
+UNIT_NS = {"ns": 1.0, "µs": 1e3, "ms": 1e6, "s": 1e9}
+
+
+def _unit(label: str) -> float:
+    """The ns per axis unit, read from an axis label such as "error (µs)"."""
+    return UNIT_NS[label[label.rindex("(") + 1:label.rindex(")")]]
+
+
+def test_timestamp_error_plots_each_packets_error_at_its_time():
+    """The points are the DataFrame's (t - t0, rx_timestamp - hw_time_ns), in the axis units;
+    and the data are what the ice extension gives with the refresh stalled after its 2 s run:
+    exact while the cache is < 2^31 ns old, 2^32 ns early after."""
     df = xdplab.Lab("ice").run(20, stalls=((2_000_000_001, 10**11),), interval_ns=200_000_000)
-    assert isinstance(plots.timestamp_error(df), Figure)
-    assert isinstance(plots.extension_window(ice.extend_32b_ts, 1 << 60, points=11), Figure)
-    assert isinstance(plots.memory_layout(0, 248, 256, 302), Figure)
+    t = np.array([int(x) for x in df.t_ns])
+    err = np.array([int(r) - int(h) for r, h in zip(df.rx_timestamp, df.hw_time_ns)])
+    assert list(err) == [0 if x - 2 * SEC < 2**31 else -2**32 for x in t]
+    fig = plots.timestamp_error(df)
+    ax = fig.axes[0]
+    x_ns, y_ns = _unit(ax.get_xlabel()), _unit(ax.get_ylabel())
+    points = [line for line in ax.get_lines() if len(line.get_xdata()) == len(df)]
+    assert len(points) == 1
+    xs = np.asarray(points[0].get_xdata(), float) * x_ns
+    ys = np.asarray(points[0].get_ydata(), float) * y_ns
+    assert np.allclose(xs, t - t[0], rtol=0, atol=1.0)
+    assert np.allclose(ys, err, rtol=0, atol=1.0)
+
+
+def test_extension_window_plots_the_wrapped_error():
+    """Offsets d from -6*2^30 to +6*2^30 in 11 steps: the ice extension is exact for
+    -2^31 <= d < 2^31 and off by the multiple of 2^32 that brings d into that window:
+    error = ((d + 2^31) mod 2^32) - 2^31 - d (ice_ptp.c@6.1.192:531-558)."""
+    cached = 1 << 60
+    fig = plots.extension_window(ice.extend_32b_ts, cached, points=11)
+    ax = fig.axes[0]
+    line = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 11]
+    assert len(line) == 1
+    d = np.asarray(line[0].get_xdata(), float) * _unit(ax.get_xlabel())
+    e = np.asarray(line[0].get_ydata(), float) * _unit(ax.get_ylabel())
+    step = 12 * 2**30 / 10
+    assert np.allclose(d, [-6 * 2**30 + k * step for k in range(11)], rtol=0, atol=1.0)
+    want = [((int(x) + 2**31) % 2**32) - 2**31 - int(x) for x in np.round(d)]
+    assert np.allclose(e, want, rtol=0, atol=1.0)
+    # by hand, d in units of 2^30: -6..-2.4 -> +2^32; -1.2..1.2 -> 0; 2.4..4.8 -> -2^32; and at
+    # +6 (= 2^32 + 2^31: delta exactly 2^31 is "past") -> -2^33
+    assert want == [2**32] * 4 + [0] * 3 + [-2**32] * 3 + [-2**33]
+
+
+def test_memory_layout_draws_each_region_at_its_bytes():
+    fig = plots.memory_layout(0, 248, 256, 302)
+    ax = fig.axes[0]
+    boxes = sorted((round(p.get_x()), round(p.get_width())) for p in ax.patches)
+    # xdp_frame 40 B at data_hard_start, headroom to data_meta, 8 B metadata, 46 B packet
+    assert boxes == [(0, 40), (40, 208), (248, 8), (256, 46)]
+    texts = {t.get_text() for t in ax.texts}
+    assert {"xdp_frame 40 B", "headroom 208 B", "metadata 8 B", "packet 46 B"} <= texts
+    marks = {a.get_text(): a.xy[0] for a in ax.texts if hasattr(a, "xy")}
+    assert marks == {"data_hard_start": 0, "data_meta": 248, "data": 256, "data_end": 302}
+
+
+def test_cost_bars_heights_and_labels_are_the_table():
     costs = compare(("ice",), ("none", "rfc-v2"), packets=3, progress=False)
     fig = plots.cost_bars(costs)
-    assert isinstance(fig, Figure) and len(fig.axes[0].patches) == len(costs)
-    assert isinstance(plots.insn_profile({"none": 18.0, "rfc-v2": 50.0}), Figure)
+    ax = fig.axes[0]
+    bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert len(bars) == len(costs)
+    assert sorted(round(b.get_height(), 9) for b in bars) == sorted(round(c, 9) for c in costs.cost_ns)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(legend) == len(costs) and all(d in text for d, text in zip(costs.design, legend))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["ice"]
+    # ice with a timestamp costs more than ice with nothing: the tallest bar is that row's
+    tallest = max(bars, key=lambda b: b.get_height())
+    assert tallest.get_height() == pytest.approx(float(costs[costs.fields == "rx_timestamp"].cost_ns.iloc[0]))
+
+
+def test_insn_profile_bars_are_the_counts():
+    fig = plots.insn_profile({"none": 18.0, "rfc-v2": 50.0})
+    ax = fig.axes[0]
+    assert [round(p.get_width(), 6) for p in ax.patches] == [18.0, 50.0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["none", "rfc-v2"]
 
 
 def test_memory_layout_view(ipython_shell):

@@ -11,7 +11,7 @@ from xdplab.bpf import builders as B
 from xdplab.bpf import opcodes as op
 from xdplab.bpf.fastpath import compile_program
 from xdplab.bpf.memory import POISON_BASE
-from strategies import runnable_program
+from strategies import mostly_decodable_program_bytes, runnable_program
 
 M64 = (1 << 64) - 1
 INT64_MIN = 1 << 63
@@ -227,14 +227,30 @@ def test_fast_path_equals_reference_interpreter(program, mem, budget):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.binary(min_size=8, max_size=8), min_size=1, max_size=30).map(b"".join),
+@given(st.one_of(st.lists(st.binary(min_size=8, max_size=8), min_size=1, max_size=30).map(b"".join),
+                 mostly_decodable_program_bytes, mostly_decodable_program_bytes),
        st.binary(max_size=16))
 def test_random_programs_give_a_result_or_a_bpf_error(data, mem):
+    """Random bytes (plain, or real opcodes with random fields, so that about a fifth of them
+    run to a result): a decode error naming an instruction inside the data, or a program that
+    re-encodes to the same bytes and then runs to the same outcome (result, counts, memory, or
+    the same error at the same instruction) on the fast path and the reference interpreter."""
     try:
         program = Program.decode(data)
+    except BpfError as exc:
+        assert exc.index is None or 0 <= exc.index < len(data) // 8, (exc.index, len(data))
+        return
+    assert program.encode() == data
+    fast, ref = _outcome(program, mem, True, 500), _outcome(program, mem, False, 500)
+    assert fast == ref
+    if fast[0] == "ok":
+        assert 0 <= fast[1] < 2**64 and 1 <= fast[2] <= 500 and len(fast[6]) == len(mem)
+        return
+    with pytest.raises(BpfError) as info:
         run(program, mem, max_insns=500, env=_helper_env())
-    except BpfError:
-        pass
+    assert isinstance(info.value, (BpfVerifyError, BpfExecuteError)), type(info.value)
+    slots = len(data) // 8            # .index counts slots, as the kernel's "insn N" does
+    assert info.value.index is None or 0 <= info.value.index < slots, (info.value.index, slots)
 
 
 def test_bad_arguments_are_bpf_errors():

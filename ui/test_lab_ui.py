@@ -45,15 +45,13 @@ def lab():
                      ("JUPYTERLAB_WORKSPACES_DIR", "ws"), ("JUPYTER_RUNTIME_DIR", "rt"), ("HOME", "home")):
         (root / sub).mkdir()
         env[var] = str(root / sub)
-    (root / "cfg" / "labconfig").mkdir()
-    (root / "cfg" / "labconfig" / "page_config.json").write_text(
-        '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}')
+    # the project's own config (what `make lab` uses): announcements, news and update checks off
+    env["JUPYTER_CONFIG_PATH"] = str(ROOT / "jupyter_config")
     env["JUPYTER_PLATFORM_DIRS"] = "1"
     env["PYTHONPATH"] = str(ROOT)
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
            "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-           "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+           "--LabApp.expose_app_in_browser=True"]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -99,4 +97,19 @@ def test_tour_driver_change_updates_the_diff(lab):
         assert panel.locator(".widget-html-content", has_text="unroll:ice").count() == 0
         assert panel.locator(".widget-html-content", has_text="call bnxt_xdp_rx_timestamp").count() >= 1
         app.screenshot(path=str(SHOTS / "tour-bnxt.png"))
+        # jupyter_config/ keeps JupyterLab quiet: no "get notified about official Jupyter news?" toast
+        assert page.locator(".Toastify__toast", has_text="Jupyter news").count() == 0
+        assert page.locator("text=official Jupyter news").count() == 0
+        page.screenshot(path=str(SHOTS / "lab-tour-page.png"))
         ctx.close()
+
+
+def test_binder_app_route_renders_the_tour_with_code_hidden(lab):
+    """The README's second Binder link opens ``voila/render/notebooks/00-tour.ipynb`` on the Jupyter
+    server: Voilà as a server extension.  The same route here, on the test's Lab server."""
+    pytest.importorskip("voila")
+    with urllib.request.urlopen(f"{lab}/voila/render/notebooks/00-tour.ipynb?token={TOKEN}", timeout=240) as r:
+        page = r.read().decode()
+    assert r.status == 200 and "Learning goals" in page
+    assert "xdplab.viz.TourApp(" not in page          # code cells stripped
+    assert "application/vnd.jupyter.widget-view+json" in page and "image/png" in page   # widgets, figures

@@ -23,9 +23,11 @@ import pandas as pd
 
 from .bpf import opcodes as bop
 from .bpf.lanes import LaneRegion, LaneSpace, LaneState, VectorHelper, lanes_applicable, run_lanes
+from .consumer import consumer_columns
 from .cost import RunCounts, price
 from .kernel.af_xdp import XDP_PACKET_HEADROOM
-from .kernel.btf_hints import XDP_HINTS_TIMESTAMP, btf_hints_rows
+from .kernel.btf_hints import XDP_HINTS_TIMESTAMP, btf_hints_rows, flow_hint_flags
+from .kernel.helpers import XDP_HELPER_IDS, helper_name
 from .kernel.loader import LoadedProgram
 from .kernel.skb import imported_hwtstamp
 from .kernel.structs import NET_DEVICE, XDP_BUFF, XDP_RXQ_INFO, get_field, put_field
@@ -46,14 +48,21 @@ ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
 WHERE = ("af_xdp", "stack", "dropped", "tx", "aborted")
 
 
+LANE_HELPERS = frozenset({BPF_FUNC_xdp_adjust_meta, BPF_FUNC_redirect_map})   # helpers with a lane form
+
+
 def lane_problem(loaded: LoadedProgram) -> str | None:
     """Why this program cannot run on lanes (None: it can).  Map lookups and updates share
-    their values between packets, which independent lanes cannot model."""
+    their values between packets, which independent lanes cannot model; the other helpers
+    (printk's trace buffer, tail calls, ringbuf) have no lane form."""
     for insn in loaded.xlated:
-        if insn.opcode == bop.BPF_JMP | bop.BPF_CALL and insn.src == 0 and \
-                insn.imm in (BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem):
+        if not (insn.opcode == bop.BPF_JMP | bop.BPF_CALL and insn.src == 0):
+            continue
+        if insn.imm in (BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem):
             return "the batch engine does not run programs that look up or update maps (their values are " \
                 "shared between packets)"
+        if insn.imm in XDP_HELPER_IDS and insn.imm not in LANE_HELPERS:
+            return f"the batch engine does not run programs that call {helper_name(insn.imm)}"
     why_not = lanes_applicable(loaded.xlated)
     return f"the batch engine cannot run this program ({why_not})" if why_not else None
 
@@ -134,25 +143,51 @@ class LaneQueue:
 
 def run_batch(plan: RunPlan, lo: int, hi: int) -> pd.DataFrame:
     """Packets ``lo..hi`` of the plan on lanes, as raw DataFrame columns (Lab finishes the
-    dtypes).  Raises ValueError when the program cannot run on lanes (see :func:`lane_problem`)."""
+    dtypes).  Raises ValueError when the program cannot run on lanes (see :func:`lane_problem`).
+
+    Lanes share one frame, so packets run in one lane batch per flow of the traffic and come
+    back in packet order."""
     problem = lane_problem(plan.loaded)
     if problem:
         raise ValueError(f"{problem}; use engine='scalar'")
-    t = plan.trace.times_array(lo, hi)
+    traffic, flows = plan.flows(lo, hi)
+    t_all = plan.trace.times_array(lo, hi)
+    used = np.unique(flows) if len(flows) else np.zeros(1, np.int64)
+    if len(used) == 1:
+        return _run_flow(plan, np.arange(lo, hi), t_all, int(used[0]), traffic, flows)
+    parts = []
+    for f in used.tolist():
+        sel = np.nonzero(flows == f)[0]
+        parts.append(_run_flow(plan, lo + sel, t_all[sel], f, traffic, flows[sel]))
+    for col in parts[0].columns:
+        if isinstance(parts[0][col].dtype, pd.CategoricalDtype):
+            cats = sorted({c for p in parts for c in p[col].cat.categories})
+            for p in parts:
+                p[col] = p[col].cat.set_categories(cats)
+    df = pd.concat(parts, ignore_index=True)
+    return df.sort_values("packet", kind="stable").reset_index(drop=True)
+
+
+def _run_flow(plan: RunPlan, packets: np.ndarray, t: np.ndarray, flow_index: int, traffic, flows) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """Packets ``packets`` (all of one flow, arriving at ``t``) on lanes."""
     n = len(t)
     loaded, prof = plan.loaded, plan.profile
-    q = LaneQueue(n, plan.frame, plan.meta_valid, plan.driver.wrapper.size, plan.ifindex)
+    flow = traffic.truth[flow_index]
+    q = LaneQueue(n, traffic.rx_frame(flow_index), plan.meta_valid, plan.driver.wrapper.size, plan.ifindex)
     hw, ref = plan.driver.lane_rx(plan.rx).receive_lanes(q, t)
+    plan.driver.receive_meta_lanes(q, flow)
     if plan.hints and plan.path == "af_xdp":
-        q.write_driver_metadata(btf_hints_rows(rx_timestamp=ref))
+        q.write_driver_metadata(btf_hints_rows(rx_timestamp=ref, rx_hash=flow.rss_hash,
+                                               vlan_tci=flow.reported_tag[1], flags=flow_hint_flags(flow)))
     env = loaded.env()
     vector: dict[tuple[str, int], VectorHelper] = {
         ("helper", BPF_FUNC_xdp_adjust_meta): q.adjust_meta,
         ("helper", BPF_FUNC_redirect_map): q.redirect_map_for(plan.xsk_map.address)}
     for name in loaded.symbols.functions:          # kernel routines with a lane form
         kf = loaded.symbols.functions[name][1]
-        if kf.lanes is not None:
+        if kf.lanes is not None:    # called from unrolled code (a helper call) or as a kfunc (call designs)
             vector[("helper", loaded.symbols.imm(name))] = kf.lanes
+            vector[("kfunc", loaded.symbols.imm(name))] = kf.lanes
     res = run_lanes(loaded.xlated, q.space, np.full(n, WRAP_BASE, U64), helpers=env.helpers, kfuncs=env.kfuncs,
                     vector_helpers=vector, kind_names=tuple(prof.touch_cycles), stack_bytes=64)
     err = np.not_equal(res.errors, None).astype(bool) if n else np.zeros(0, bool)
@@ -178,13 +213,22 @@ def run_batch(plan: RunPlan, lo: int, hi: int) -> pd.DataFrame:
                                        driver_work=plan.driver_work).total)
     act = np.where(err | (action > 4), 0, action).astype(np.int64)
     df = pd.DataFrame({
-        "packet": np.arange(lo, hi), "t_ns": t, "hw_time_ns": hw, "rx_timestamp": ts,
+        "packet": packets, "t_ns": t, "hw_time_ns": hw, "rx_timestamp": ts,
         "error_ns": pd.array(np.where(ts != 0, ts.astype(np.int64) - hw.astype(np.int64), 0), dtype="Int64"),
         "insns": np.where(err, 0, res.insns), "cost_ns": cost,
         "action": pd.Categorical.from_codes(act, ACTIONS),
         "delivered_to": pd.Categorical.from_codes(where_code, WHERE), "meta_len": meta_len,
         "reason": _reasons(plan, where_code, ts, q, res.errors)}, columns=list(COLUMNS))
     df.loc[ts == 0, "error_ns"] = pd.NA
+    layout = plan.consumer
+    if layout is not None:
+        rows = np.zeros((n, layout.size), np.uint8)
+        if layout.size and FRONT - layout.size >= 0:
+            rows[to_xsk] = q.frame.data[to_xsk, FRONT - layout.size:FRONT]
+        extra = consumer_columns(layout, rows, to_xsk, flows, traffic.truth,
+                                 [plan.driver.rss_type_of(f) for f in traffic.truth])
+        for name, col in extra.items():
+            df[name] = col
     return df
 
 
@@ -215,7 +259,8 @@ def _reasons(plan: RunPlan, where_code: np.ndarray, ts: np.ndarray, q: LaneQueue
         group_code = []
         for k in groups.tolist():
             w, has_ts, wrote, adj = k & 7, (k >> 3) & 1, (k >> 4) & 1, -(k >> 5)
-            message = why(plan.design, plan.fields, plan.path, WHERE[w], bool(has_ts), int(adj), bool(wrote)) or ""
+            message = why(plan.design, plan.fields, plan.path, WHERE[w], bool(has_ts), int(adj), bool(wrote),
+                          plan.driver_note) or ""
             if message not in cats:
                 cats.append(message)
             group_code.append(cats.index(message))

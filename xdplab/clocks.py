@@ -30,9 +30,10 @@ import math
 import random
 from fractions import Fraction
 from dataclasses import dataclass, replace
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, cast
 
 import numpy as np
+import numpy.typing as npt
 
 M64 = (1 << 64) - 1
 M32 = (1 << 32) - 1
@@ -58,7 +59,7 @@ def u64_rule(fn: _F) -> _F:
         with np.errstate(over="ignore"):
             out = fn(*arrays)
         return int(out[0]) if scalar else out
-    return rule  # type: ignore[return-value]
+    return cast(_F, rule)   # same call signature as ``fn`` (the standard decorator typing)
 
 
 def cyclecounter_mask(bits: int) -> int:
@@ -139,16 +140,13 @@ def clocks_calc_mult_shift(from_hz: int, to_hz: int, maxsec: int) -> tuple[int, 
     while tmp:
         tmp >>= 1
         sftacc -= 1
-    mult = 0
     sft = 32
-    while sft > 0:
-        tmp = (to_hz << sft) + from_hz // 2
-        tmp //= from_hz
+    while sft > 0:          # kernel/time/clocksource.c@6.1.192:76-84
+        tmp = ((to_hz << sft) + from_hz // 2) // from_hz
         if (tmp >> sftacc) == 0:
-            mult = tmp
             break
         sft -= 1
-    return mult & M32, sft
+    return tmp & M32, sft   # no break: the last candidate (computed at sft 1) with sft 0, as the kernel
 
 
 def ilog2(value: int) -> int:
@@ -308,9 +306,8 @@ class Refresher:
                 best = anchor + (hi - anchor) // self.period_ns * self.period_ns
         return best
 
-    def last_runs(self, t_ns):  # type: ignore[no-untyped-def]
+    def last_runs(self, t_ns: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """:meth:`last_run` for a numpy array of instants: int64 array, -1 where none yet."""
-        import numpy as np
         t = np.asarray(t_ns, dtype=np.int64)
         out = np.full(t.shape, -1, dtype=np.int64)
         for anchor, cut in self._segments():

@@ -25,24 +25,27 @@ import pandas as pd
 from . import drivers
 from .batch import lane_problem, run_batch
 from .bpf import Program
-from .cost import btf_hints_driver_work
+from .cost import DEFAULT_PROFILE, btf_hints_driver_work
 from .cost import profile as cpu_profile
 from .kernel.btf_hints import XDP_HINTS_TIMESTAMP
 from .kernel.driver import RxSettings
+from .kernel.helpers import calls_trace_printk
 from .kernel.kernel import Kernel
-from .kernel.kfuncs import RFC_V2
+from .kernel.kfuncs import MERGED_KFUNC_SINCE, NEWEST_KERNEL, RFC_V2
 from .kernel.loader import VARIANTS, LoadedProgram
 from .kernel.maps import BPF_MAP_TYPE_XSKMAP
 from .kernel.provenance import InsnDiff
 from .kernel.symbols import OpCost
 from .kernel.uapi import BPF_F_XDP_HAS_METADATA
 from .plan import COLUMNS, ENGINES, PATHS, RunPlan
-from .programs import (ALL_DESIGNS, FIELD_SIZE, FIELDS_BY_DESIGN, UDP_PORT_AF_XDP, UDP_PORT_SKB,
+from .programs import (ALL_DESIGNS, canonical_design, FIELD_SIZE, FIELDS_BY_DESIGN, UDP_PORT_AF_XDP, UDP_PORT_SKB,
                        xdp_metadata_program)
 from .scalar import run_scalar
-from .traffic import Trace, udp_frame
+from .consumer import MetaLayout
+from .programs import metadata_layout
+from .traffic import Flow, Trace, Traffic, as_traffic, udp_frame
 
-BOUND_DESIGNS = ("rfc-v2", "rfc-v1", "merged")
+BOUND_DESIGNS = ("rfc-v2", "patch-v3", "merged")
 LANE_CHUNK = 131_072        # lanes per engine call: bounded memory (~100 MB) whatever the run's size
 POOL_MIN_PACKETS = 400_000  # below this a process pool costs more than it saves on 2 cores
 
@@ -69,6 +72,9 @@ class LabSpec:
     design: str
     seed: int
     program: Any = None
+    kernel: str | None = None
+    meta_struct: str | None = None
+    driver_options: tuple[tuple[str, Any], ...] = ()
 
 
 class Lab:
@@ -79,13 +85,24 @@ class Lab:
     not device-bound); the others bind it with ``BPF_F_XDP_HAS_METADATA`` and the ifindex.
     ``program``: a :class:`~xdplab.bpf.Program`, a BPF object file (``"file.o"`` or
     ``"file.o:progname"``) or its bytes, loaded as libbpf would.
+    ``meta_struct``: the struct (by name, from the object's BTF) the AF_XDP consumer reads in
+    front of each frame; by default the object's ``struct xdp_meta`` or its only candidate
+    (:meth:`xdplab.libbpf.BpfObject.meta_struct`); the generated programs have their own
+    (:func:`xdplab.programs.metadata_layout`).  ``self.meta_layout`` is what the consumer reads.
+    ``kernel``: the release the merged design's support matrix is narrowed to ("6.3" .. "7.3";
+    default the newest modelled, 7.3): each driver offers the ``xmo_*`` ops it had then
+    (``Driver.merged_ops``), and rx_vlan_tag needs 6.8.
+    ``driver_options``: the driver's constructor options (``{"real_time": True}`` for mlx5's
+    real-time CQE timestamp format).
     """
 
     def __init__(self, driver: str, fields: tuple[str, ...] | list[str] | str = ("rx_timestamp",), *,
                  variant: str = "fixed", design: str = "rfc-v2", seed: int = 0,
-                 program: Program | str | Path | bytes | None = None) -> None:
+                 program: Program | str | Path | bytes | None = None, kernel: str | None = None,
+                 meta_struct: str | None = None, driver_options: dict[str, Any] | None = None) -> None:
         if driver not in drivers.names():
             raise ValueError(f"unknown driver {driver!r}; valid drivers: {', '.join(drivers.names())}")
+        design = canonical_design(design)
         if design not in ALL_DESIGNS:
             raise ValueError(f"unknown design {design!r}; valid designs: {', '.join(ALL_DESIGNS)}")
         if variant not in VARIANTS:
@@ -97,25 +114,49 @@ class Lab:
                 raise ValueError(f"unknown field {f!r} for design {design}; valid fields: {', '.join(valid)}")
         if len(set(fields)) != len(fields):
             raise ValueError(f"fields repeat: {fields}")
-        self.spec = LabSpec(driver, fields, variant, design, seed, program)
+        self.kernel_release = parse_kernel(kernel)
+        for f in fields if design == "merged" else ():
+            since = MERGED_KFUNC_SINCE[f]
+            if self.kernel_release < since:
+                raise ValueError(f"bpf_xdp_metadata_{f} came in {since[0]}.{since[1]}; kernel {kernel} does not have it")
+        self.spec = LabSpec(driver, fields, variant, design, seed, program, kernel, meta_struct,
+                            tuple(sorted((driver_options or {}).items())))
         self.driver_name, self.fields, self.variant, self.design, self.seed = driver, fields, variant, design, seed
         self.kernel = Kernel(seed)
-        self.device = self.kernel.netns.add(f"{driver}0", drivers.get(driver))
+        drv = drivers.get(driver, **(driver_options or {}))
+        drv.kernel = self.kernel_release        # the merged ops that release had (Driver.merged_ops)
+        self.device = self.kernel.netns.add(f"{driver}0", drv)
         self.source: Any = None
+        self._attach_type: int | None = None       # an object program's expected_attach_type
+        self._obj_flags = 0                        # and its prog_flags (BPF_F_XDP_HAS_FRAGS)
         if program is None:
             self.xsk_map_fd = self.kernel.map_create("xsk", BPF_MAP_TYPE_XSKMAP, 4, 4, 64)
             self.program: Program = xdp_metadata_program(design, fields, xsk_map_fd=self.xsk_map_fd)
         else:
             self.program = self._user_program(program, design)
         self._custom = program is not None
+        self.meta_layout: MetaLayout | None = None
+        if meta_struct is not None or (self.source is not None and hasattr(self.source, "meta_struct")):
+            try:
+                self.meta_layout = MetaLayout.from_btf(self.source.meta_struct(meta_struct))
+            except Exception as exc:          # a user object without a findable struct: no columns
+                if meta_struct is not None:
+                    raise ValueError(f"meta_struct={meta_struct!r}: {exc}") from None
+        elif program is None:
+            self.meta_layout = metadata_layout(design, fields)
         self._by_path: dict[str, LoadedProgram] = {}
         self.loaded: LoadedProgram = self._load(self.program)
 
     def _load(self, program: Program) -> LoadedProgram:
+        """BPF_PROG_LOAD as libbpf would issue it: device-bound for the kfunc designs, with the
+        object program's attach type (``xdp/devmap``, ``xdp/cpumap``) and frags flag."""
         bound = self.design in BOUND_DESIGNS
-        return self.kernel.prog_load(program, prog_flags=BPF_F_XDP_HAS_METADATA if bound else 0,
+        attrs: dict[str, Any] = {}
+        if self._attach_type is not None:
+            attrs["expected_attach_type"] = self._attach_type
+        return self.kernel.prog_load(program, prog_flags=(BPF_F_XDP_HAS_METADATA if bound else 0) | self._obj_flags,
                                      prog_ifindex=self.device.ifindex if bound else 0,
-                                     design=self.design if bound else "rfc-v2", variant=self.variant)
+                                     design=self.design if bound else "rfc-v2", variant=self.variant, **attrs)
 
     def _user_program(self, program: Program | str | Path | bytes, design: str) -> Program:
         """A Program as given, or the first (or ``path:name``) program of a BPF object (a file
@@ -133,6 +174,8 @@ class Lab:
             path, _, name = text.partition(":") if not Path(text).exists() else (text, "", "")
             obj = BpfObject.open(path)
         self.source = obj
+        chosen = obj.program(name or None)
+        self._attach_type, self._obj_flags = chosen.expected_attach_type, chosen.prog_flags
         kfunc_design = design if design in BOUND_DESIGNS else "rfc-v2"
         prog = obj.load(self.kernel, design=kfunc_design, program=name or None)
         xsks = [fd for fd, m in self.kernel.maps.items() if m.map_type == BPF_MAP_TYPE_XSKMAP]
@@ -152,29 +195,38 @@ class Lab:
         """``bpftool prog dump xlated``-style text."""
         return self.loaded.dump_xlated()
 
-    def loaded_for(self, path: str) -> LoadedProgram:
-        """The loaded program for a delivery path (the skb path uses the RFC's export program)."""
+    def loaded_for(self, path: str, match: str = "selftest") -> LoadedProgram:
+        """The loaded program for a delivery path (the skb path uses the RFC's export program);
+        ``match="any"``: the same program handling every frame (shaped traffic)."""
         if path not in PATHS:
             raise ValueError(f"unknown path {path!r}; valid paths: {', '.join(PATHS)}")
-        if path == "af_xdp" or self._custom:     # a program of yours runs as it is on either path
+        if (path == "af_xdp" and match == "selftest") or self._custom:   # a program of yours runs as it is
             return self.loaded
-        if path not in self._by_path:
-            program = xdp_metadata_program(self.design, self.fields, xsk_map_fd=self.xsk_map_fd, path=path)
-            self._by_path[path] = self._load(program)
-        return self._by_path[path]
+        key = path if match == "selftest" else f"{path}:{match}"
+        if key not in self._by_path:
+            program = xdp_metadata_program(self.design, self.fields, xsk_map_fd=self.xsk_map_fd, path=path,
+                                           match=match)
+            self._by_path[key] = self._load(program)
+        return self._by_path[key]
 
     def plan(self, packets: int = 1000, path: str = "af_xdp", *, interval_ns: int = 1_000_000,
              start_ns: int = 2_000_000_000, jitter_ns: int = 0, stalls: tuple = (),
              clock_events: tuple = (), ppb: float = 0.0, fast: bool = True,
-             assume_meta_support: bool = False, profile: str = "e5-1650v4-retpoline") -> RunPlan:
+             assume_meta_support: bool = False, profile: str = DEFAULT_PROFILE,
+             traffic: "Traffic | str | Path | list[Flow] | None" = None) -> RunPlan:
         """The frozen :class:`~xdplab.plan.RunPlan` that :meth:`run` executes."""
         if not isinstance(packets, int) or isinstance(packets, bool) or packets < 0:
             raise ValueError(f"packets must be a non-negative int, got {packets!r}")
-        loaded = self.loaded_for(path)
+        flows = as_traffic(traffic, UDP_PORT_AF_XDP if path == "af_xdp" else UDP_PORT_SKB)
+        loaded = self.loaded_for(path, "selftest" if flows.selftest_default else "any")
         hints = self.design == "btf-hints"
         meta_size = XDP_HINTS_TIMESTAMP.size if hints else FIELD_SIZE * len(self.fields)
         ts_offset = 0 if hints else (FIELD_SIZE * self.fields.index("rx_timestamp")
                                      if "rx_timestamp" in self.fields and self.design != "none" else None)
+        if self._custom and self.meta_layout is not None:      # the consumer reads the object's struct
+            meta_size = self.meta_layout.size
+            ts_offset = self.meta_layout.field("rx_timestamp").offset if self.meta_layout.has("rx_timestamp") \
+                else None
         driver_work = None
         if hints:
             routine = self.device.driver.kfunc_routine(RFC_V2.by_name("bpf_xdp_metadata_rx_timestamp"))
@@ -189,13 +241,16 @@ class Lab:
             driver_work=driver_work, profile=cpu_profile(profile), xsk_map=self.kernel.maps[self.xsk_map_fd],
             map_regions=tuple(r for r in self.kernel.memory.space.regions if r.kind == "map"),
             memory_top=self.kernel.memory.next_addr, boot=self.kernel.boot,
-            trace=Trace(packets, start_ns, interval_ns, jitter_ns, self.seed), fast=fast)
+            trace=Trace(packets, start_ns, interval_ns, jitter_ns, self.seed), fast=fast, traffic=flows,
+            consumer=self.meta_layout if path == "af_xdp" else None,
+            driver_note=driver.no_timestamp_note(self.variant), traces=calls_trace_printk(loaded))
 
     def run(self, packets: int = 1000, path: str = "af_xdp", *, interval_ns: int = 1_000_000,
             start_ns: int = 2_000_000_000, jitter_ns: int = 0, stalls: tuple = (),
             clock_events: tuple = (), ppb: float = 0.0, fast: bool = True,
-            assume_meta_support: bool = False, profile: str = "e5-1650v4-retpoline",
-            engine: str = "auto", executor: Executor | None = None, chunk: int | None = None) -> pd.DataFrame:
+            assume_meta_support: bool = False, profile: str = DEFAULT_PROFILE,
+            engine: str = "auto", executor: Executor | None = None, chunk: int | None = None,
+            traffic: "Traffic | str | Path | list[Flow] | None" = None) -> pd.DataFrame:
         """Receive ``packets`` UDP frames and follow each to its consumer.
 
         ``path="af_xdp"``: the RFC v2 05/14 selftest flow (kfuncs, adjust_meta, store,
@@ -219,12 +274,23 @@ class Lab:
         the consumer read; 0 = none), error_ns, insns, cost_ns (:mod:`xdplab.cost` on the CPU
         ``profile``), action, delivered_to, meta_len, reason (why a packet did not arrive, or
         arrived without a timestamp).
+
+        ``traffic``: a :class:`~xdplab.traffic.Traffic` (flows, their truth, VLAN stripping),
+        a pcap file path (replayed in order) or a list of :class:`~xdplab.traffic.Flow`;
+        default: the selftest's single UDP flow, so results do not change.  Shaped traffic
+        runs the generated program without the selftest's port filter (every frame handled).
+        Per-field columns follow (af_xdp path, when a consumer layout is known): one per field
+        of the consumer's struct, named after it (``rx_hash``, ``rx_hash_type``,
+        ``rx_vlan_proto``, ``rx_vlan_tci`` ...; nullable, C type kept, ``<NA>`` where the
+        kfunc returned an errno), the truth beside them (``hw_rx_hash``, ``hw_rx_hash_type``,
+        ``hw_rx_vlan_proto``, ``hw_rx_vlan_tci``) and ``meta_reason`` (which kfunc returned
+        which errno).
         """
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; valid engines: {', '.join(ENGINES)}")
         knobs = dict(interval_ns=interval_ns, start_ns=start_ns, jitter_ns=jitter_ns, stalls=tuple(stalls),
                      clock_events=tuple(clock_events), ppb=ppb, fast=fast,
-                     assume_meta_support=assume_meta_support, profile=profile)
+                     assume_meta_support=assume_meta_support, profile=profile, traffic=traffic)
         plan = self.plan(packets, path, **knobs)    # type: ignore[arg-type]
         problem = lane_problem(plan.loaded)
         if engine == "batch" and problem:
@@ -280,7 +346,8 @@ def run_chunk(spec: dict, packets: int, path: str, knobs: dict, engine: str, lo:
     """One chunk of a run, anywhere: rebuild the Lab from its spec, plan the same run, execute
     packets ``lo..hi`` on ``engine``.  What an Executor's workers call."""
     lab = Lab(spec["driver"], spec["fields"], variant=spec["variant"], design=spec["design"], seed=spec["seed"],
-              program=spec["program"])
+              program=spec["program"], kernel=spec.get("kernel"), meta_struct=spec.get("meta_struct"),
+              driver_options=dict(spec.get("driver_options") or ()))
     plan = lab.plan(packets, path, **knobs)
     return (run_batch if engine == "batch" else run_scalar)(plan, lo, hi)
 
@@ -300,3 +367,19 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
             for f in frames:
                 f[col] = f[col].astype(str)
     return pd.concat(frames, ignore_index=True)
+
+
+
+def parse_kernel(kernel: str | None) -> tuple[int, int]:
+    """``"6.3"`` -> (6, 3); None -> :data:`NEWEST_KERNEL`.  Releases before 6.3 have no merged
+    metadata kfuncs (ValueError)."""
+    if kernel is None:
+        return NEWEST_KERNEL
+    try:
+        major, minor = (int(x) for x in str(kernel).split(".")[:2])
+    except ValueError:
+        raise ValueError(f"kernel must look like '6.3', got {kernel!r}") from None
+    if (major, minor) < (6, 3) or (major, minor) > NEWEST_KERNEL:
+        raise ValueError(f"kernel {kernel}: the merged metadata kfuncs are modelled from 6.3 to "
+                         f"{NEWEST_KERNEL[0]}.{NEWEST_KERNEL[1]}")
+    return major, minor

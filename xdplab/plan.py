@@ -18,7 +18,8 @@ from .kernel.driver import Driver, RxSettings
 from .kernel.loader import LoadedProgram
 from .kernel.maps import BpfMap
 from .kernel.symbols import OpCost
-from .traffic import Trace
+from .consumer import MetaLayout
+from .traffic import Trace, Traffic
 
 ENGINES = ("auto", "scalar", "batch")
 PATHS = ("af_xdp", "skb")
@@ -32,8 +33,16 @@ class RunPlan:
     is assumed); ``hints``: the BTF-hints design, whose driver writes its struct in front of
     every frame; ``meta_size`` / ``ts_offset``: the bytes the AF_XDP consumer reads in front
     of the data and where the timestamp sits in them (None: the program stores none);
-    ``map_regions``: the kernel memory of the program's maps (the scalar engine maps them).
+    ``map_regions``: the kernel memory of the program's maps (the scalar engine maps them);
+    ``traffic``: the flows and their truth (:class:`~xdplab.traffic.Traffic`); ``consumer``:
+    the metadata layout the AF_XDP consumer decodes into one column per field
+    (:mod:`xdplab.consumer`).
     """
+
+    def flows(self, lo: int, hi: int) -> "tuple[Traffic, object]":
+        """The traffic and the flow index of packets ``lo..hi``."""
+        traffic = self.traffic or Traffic.selftest()
+        return traffic, traffic.flow_index(lo, hi)
 
     loaded: LoadedProgram
     driver: Driver
@@ -56,6 +65,10 @@ class RunPlan:
     boot: Boot
     trace: Trace
     fast: bool = True
+    traffic: Traffic | None = None      # None: the selftest's single flow (``frame``)
+    consumer: MetaLayout | None = None  # the struct the AF_XDP consumer reads (per-field columns)
+    driver_note: str | None = None
+    traces: bool = False        # the program calls bpf_trace_printk: a trace_pipe column per packet
 
     @property
     def packets(self) -> int:

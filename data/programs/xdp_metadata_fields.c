@@ -24,7 +24,8 @@ struct meta {
 };
 
 extern int bpf_xdp_metadata_rx_timestamp(const struct xdp_md *ctx, __u64 *timestamp) __ksym;
-extern int bpf_xdp_metadata_rx_hash(const struct xdp_md *ctx, __u32 *hash, __u32 *rss_type) __ksym;
+extern int bpf_xdp_metadata_rx_hash(const struct xdp_md *ctx, __u32 *hash,
+				    enum xdp_rss_hash_type *rss_type) __ksym;
 
 enum { PKTS_SKIP, PKTS_FAIL, PKTS_REDIR };
 
@@ -50,7 +51,7 @@ int rx_fields(struct xdp_md *ctx)
 	}
 	if (bpf_xdp_metadata_rx_timestamp(ctx, &m.rx_timestamp))
 		m.rx_timestamp = 0;
-	if (bpf_xdp_metadata_rx_hash(ctx, &m.rx_hash, &m.rx_hash_type))
+	if (bpf_xdp_metadata_rx_hash(ctx, &m.rx_hash, (enum xdp_rss_hash_type *)&m.rx_hash_type))
 		m.rx_hash = 0;
 	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct meta))) {
 		count(PKTS_FAIL);

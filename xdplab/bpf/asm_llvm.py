@@ -8,10 +8,13 @@ relocation lines and ``<func>:`` headers are skipped or turned into labels).
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import re
+from typing import Any, Callable, Mapping
 
 from . import opcodes as op
-from .asm_common import LABEL_NAME, Pending, Target, check_range, parse_int, parse_target, resolve
+from .asm_common import LABEL_NAME, Builder, Pending, Target, check_range, parse_int, parse_target, resolve
 from .builders import (BPF_ALU32_IMM, BPF_ALU32_REG, BPF_ALU64_IMM, BPF_ALU64_REG)
 from .errors import BpfAssembleError
 from .insn import Insn, Program
@@ -19,21 +22,21 @@ from .insn import Insn, Program
 S32 = (-(1 << 31), (1 << 32) - 1)
 S16 = (-(1 << 15), (1 << 15) - 1)
 
-_ALU_OPS = {
+_ALU_OPS = MappingProxyType({
     "+=": (op.BPF_ADD, 0), "-=": (op.BPF_SUB, 0), "*=": (op.BPF_MUL, 0), "/=": (op.BPF_DIV, 0),
     "|=": (op.BPF_OR, 0), "&=": (op.BPF_AND, 0), "<<=": (op.BPF_LSH, 0), ">>=": (op.BPF_RSH, 0),
     "%=": (op.BPF_MOD, 0), "^=": (op.BPF_XOR, 0), "=": (op.BPF_MOV, 0), "s>>=": (op.BPF_ARSH, 0),
     "s/=": (op.BPF_DIV, 1), "s%=": (op.BPF_MOD, 1),
-}
-_JMP_OPS = {
+})
+_JMP_OPS = MappingProxyType({
     "==": op.BPF_JEQ, "!=": op.BPF_JNE, ">": op.BPF_JGT, ">=": op.BPF_JGE, "<": op.BPF_JLT,
     "<=": op.BPF_JLE, "s>": op.BPF_JSGT, "s>=": op.BPF_JSGE, "s<": op.BPF_JSLT,
     "s<=": op.BPF_JSLE, "&": op.BPF_JSET,
-}
-_ATOMIC_OPS = {"+=": op.BPF_ADD, "&=": op.BPF_AND, "|=": op.BPF_OR, "^=": op.BPF_XOR}
-_FETCH_OPS = {"add": op.BPF_ADD, "and": op.BPF_AND, "or": op.BPF_OR, "xor": op.BPF_XOR}
-_SIZES = {"8": op.BPF_B, "16": op.BPF_H, "32": op.BPF_W, "64": op.BPF_DW}
-_PSEUDO = {name: kind for kind, name in op.LD_IMM64_KINDS.items() if kind}
+})
+_ATOMIC_OPS = MappingProxyType({"+=": op.BPF_ADD, "&=": op.BPF_AND, "|=": op.BPF_OR, "^=": op.BPF_XOR})
+_FETCH_OPS = MappingProxyType({"add": op.BPF_ADD, "and": op.BPF_AND, "or": op.BPF_OR, "xor": op.BPF_XOR})
+_SIZES = MappingProxyType({"8": op.BPF_B, "16": op.BPF_H, "32": op.BPF_W, "64": op.BPF_DW})
+_PSEUDO = MappingProxyType({name: kind for kind, name in op.LD_IMM64_KINDS.items() if kind})
 
 REG = r"([rw])(\d+)"
 NUM = r"[+-]?(?:0[xX][0-9a-fA-F]+|\d+)"
@@ -46,7 +49,11 @@ _OBJDUMP_FUNC = re.compile(rf"^[0-9a-fA-F]+\s+<({LABEL_NAME})>:$")
 _OBJDUMP_NOISE = re.compile(r"^(?:.*file format .*|Disassembly of section .*|[0-9a-fA-F]+:\s+R_BPF\w*\s.*)$")
 _ANNOTATION = re.compile(r"\s*<[^<>]*>\s*$")
 
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile("^" + p + "$"), name) for p, name in [
+# What ``re.Match.groups()`` gives a builder: typeshed types it ``str | Any`` because a group
+# that did not take part in the match is None (builders test such optional groups explicitly).
+Groups = tuple[str | Any, ...]
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple([(re.compile("^" + p + "$"), name) for p, name in [
     (r"exit", "exit"),
     (rf"goto\s+{TGT}", "ja"),
     (rf"gotol\s+{TGT}", "gotol"),
@@ -71,7 +78,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile("^" + p + "$"), name
     (rf"r(\d+)\s*=\s*\*\(u(8|16|32|64)\s*\*\)\s*skb\[\s*({NUM})\s*\]", "ld_abs"),
     (rf"r(\d+)\s*=\s*\*\(u(8|16|32|64)\s*\*\)\s*skb\[\s*r(\d+)\s*(?:([+-])\s*({NUM}))?\s*\]", "ld_ind"),
     (rf"{REG}\s*(s>>=|s/=|s%=|<<=|>>=|\+=|-=|\*=|/=|\|=|&=|%=|\^=|=)\s*(?:{REG}|({NUM}))", "alu"),
-]]
+]])
 
 
 def _reg(text: str, line: int) -> int:
@@ -149,25 +156,25 @@ def _statement(text: str, line: int) -> Pending:
     raise BpfAssembleError(f"cannot parse {text!r}", line)
 
 
-def _p(line: int, fn, slots: int = 1) -> Pending:  # type: ignore[no-untyped-def]
+def _p(line: int, fn: Builder, slots: int = 1) -> Pending:
     return Pending(fn, line, slots)
 
 
-def _b_exit(g, line, text):
+def _b_exit(g: Groups, line: int, text: str) -> Pending:
     return _p(line, lambda rel: Insn(op.BPF_JMP | op.BPF_EXIT))
 
 
-def _b_ja(g, line, text):
+def _b_ja(g: Groups, line: int, text: str) -> Pending:
     t = parse_target(g[0], line)
     return _p(line, lambda rel: Insn(op.BPF_JMP | op.BPF_JA, off=check_range(rel(t), *S16, line, "jump offset")))
 
 
-def _b_gotol(g, line, text):
+def _b_gotol(g: Groups, line: int, text: str) -> Pending:
     t = parse_target(g[0], line)
     return _p(line, lambda rel: Insn(op.BPF_JMP32 | op.BPF_JA, imm=check_range(rel(t), -(1 << 31), (1 << 31) - 1, line, "jump offset")))
 
 
-def _b_jcond(g, line, text):
+def _b_jcond(g: Groups, line: int, text: str) -> Pending:
     kind, dst, sym, skind, sreg, num, tgt = g
     is64 = kind == "r"
     cls = op.BPF_JMP if is64 else op.BPF_JMP32
@@ -183,39 +190,39 @@ def _b_jcond(g, line, text):
                                      check_range(rel(t), *S16, line, "jump offset"), imm))
 
 
-def _b_callx(g, line, text):
+def _b_callx(g: Groups, line: int, text: str) -> Pending:
     d = _reg(g[0], line)
     return _p(line, lambda rel: Insn(op.BPF_JMP | op.BPF_CALL | op.BPF_X, d))
 
 
-def _b_call_pc(g, line, text):
+def _b_call_pc(g: Groups, line: int, text: str) -> Pending:
     imm = check_range(parse_int(g[0], line), -(1 << 31), (1 << 31) - 1, line, "call offset")
     return _p(line, lambda rel: Insn(op.BPF_JMP | op.BPF_CALL, 0, op.BPF_PSEUDO_CALL, 0, imm))
 
 
-def _b_call_kfunc(g, line, text):
+def _b_call_kfunc(g: Groups, line: int, text: str) -> Pending:
     imm = check_range(parse_int(g[0], line), *S32, line, "kfunc BTF id")
     off = check_range(parse_int(g[1], line), *S16, line, "kfunc module index") if g[1] else 0
     return _p(line, lambda rel: Insn(op.BPF_JMP | op.BPF_CALL, 0, op.BPF_PSEUDO_KFUNC_CALL, off, imm))
 
 
-def _b_call(g, line, text):
+def _b_call(g: Groups, line: int, text: str) -> Pending:
     imm = check_range(parse_int(g[0], line), *S32, line, "helper id")
     return _p(line, lambda rel: Insn(op.BPF_JMP | op.BPF_CALL, 0, 0, 0, imm))
 
 
-def _b_call_label(g, line, text):
+def _b_call_label(g: Groups, line: int, text: str) -> Pending:
     t: Target = g[0]
     return _p(line, lambda rel: Insn(op.BPF_JMP | op.BPF_CALL, 0, op.BPF_PSEUDO_CALL, 0, rel(t)))
 
 
-def _b_lddw(g, line, text):
+def _b_lddw(g: Groups, line: int, text: str) -> Pending:
     d = _reg(g[0], line)
     imm = check_range(parse_int(g[1], line), -(1 << 63), (1 << 64) - 1, line, "64-bit immediate")
     return _p(line, lambda rel: Insn(op.OPCODE_LD_IMM64, d, 0, 0, imm), 2)
 
 
-def _b_lddw_pseudo(g, line, text):
+def _b_lddw_pseudo(g: Groups, line: int, text: str) -> Pending:
     d = _reg(g[0], line)
     kind = _PSEUDO[g[1]]
     two = kind in (op.BPF_PSEUDO_MAP_VALUE, op.BPF_PSEUDO_MAP_IDX_VALUE) or \
@@ -231,7 +238,7 @@ def _b_lddw_pseudo(g, line, text):
     return _p(line, lambda rel: Insn(op.OPCODE_LD_IMM64, d, kind, 0, (hi << 32) | lo), 2)
 
 
-def _b_ldx(g, line, text):
+def _b_ldx(g: Groups, line: int, text: str) -> Pending:
     kind, dst, sign, bits, base, s, num = g
     if bits == "64" and sign == "s":
         raise BpfAssembleError("there is no sign-extending 64-bit load", line)
@@ -242,7 +249,7 @@ def _b_ldx(g, line, text):
     return _p(line, lambda rel: Insn(op.BPF_LDX | _SIZES[bits] | mode, d, b, off, 0))
 
 
-def _b_stx(g, line, text):
+def _b_stx(g: Groups, line: int, text: str) -> Pending:
     bits, base, s, num, kind, src = g
     if kind == "w" and bits == "64":
         raise BpfAssembleError("a 64-bit store needs an r register", line)
@@ -250,21 +257,21 @@ def _b_stx(g, line, text):
     return _p(line, lambda rel: Insn(op.BPF_STX | _SIZES[bits] | op.BPF_MEM, d, r, off, 0))
 
 
-def _b_st(g, line, text):
+def _b_st(g: Groups, line: int, text: str) -> Pending:
     bits, base, s, num, value = g
     d, off = _reg(base, line), _memoff(s, num, line)
     imm = check_range(parse_int(value, line), *S32, line, "immediate")
     return _p(line, lambda rel: Insn(op.BPF_ST | _SIZES[bits] | op.BPF_MEM, d, 0, off, imm))
 
 
-def _b_atomic(g, line, text):
+def _b_atomic(g: Groups, line: int, text: str) -> Pending:
     bits, base, s, num, sym, kind, src = g
     _width_reg(kind, bits == "64", line, text)
     d, r, off = _reg(base, line), _reg(src, line), _memoff(s, num, line)
     return _p(line, lambda rel: Insn(op.BPF_STX | _SIZES[bits] | op.BPF_ATOMIC, d, r, off, _ATOMIC_OPS[sym]))
 
 
-def _b_atomic_fetch(g, line, text):
+def _b_atomic_fetch(g: Groups, line: int, text: str) -> Pending:
     k1, r1, name, bits, base, s, num, k2, r2 = g
     if r1 != r2 or k1 != k2:
         raise BpfAssembleError("atomic_fetch_* must name the same register twice", line)
@@ -274,7 +281,7 @@ def _b_atomic_fetch(g, line, text):
     return _p(line, lambda rel: Insn(op.BPF_STX | _SIZES[bits] | op.BPF_ATOMIC, d, r, off, imm))
 
 
-def _b_xchg(g, line, text):
+def _b_xchg(g: Groups, line: int, text: str) -> Pending:
     k1, r1, bits, base, s, num, k2, r2 = g
     if r1 != r2 or k1 != k2:
         raise BpfAssembleError("xchg must name the same register twice", line)
@@ -283,7 +290,7 @@ def _b_xchg(g, line, text):
     return _p(line, lambda rel: Insn(op.BPF_STX | _SIZES[bits] | op.BPF_ATOMIC, d, r, off, op.BPF_XCHG))
 
 
-def _b_cmpxchg(g, line, text):
+def _b_cmpxchg(g: Groups, line: int, text: str) -> Pending:
     k0, r0, bits, base, s, num, k1, r1, k2, r2 = g
     if r0 != "0" or r1 != "0" or not (k0 == k1 == k2):
         raise BpfAssembleError("cmpxchg compares and returns r0: write r0 = cmpxchg_64(rX + off, r0, rY)", line)
@@ -292,7 +299,7 @@ def _b_cmpxchg(g, line, text):
     return _p(line, lambda rel: Insn(op.BPF_STX | _SIZES[bits] | op.BPF_ATOMIC, d, r, off, op.BPF_CMPXCHG))
 
 
-def _b_end(g, line, text):
+def _b_end(g: Groups, line: int, text: str) -> Pending:
     dst, kind, bits, src = g
     if dst != src:
         raise BpfAssembleError("byte swap must name the same register on both sides", line)
@@ -304,7 +311,7 @@ def _b_end(g, line, text):
     return _p(line, lambda rel: Insn(code, d, 0, 0, int(bits)))
 
 
-def _b_neg(g, line, text):
+def _b_neg(g: Groups, line: int, text: str) -> Pending:
     k1, r1, k2, r2 = g
     if r1 != r2 or k1 != k2:
         raise BpfAssembleError("negation must name the same register on both sides", line)
@@ -313,7 +320,7 @@ def _b_neg(g, line, text):
     return _p(line, lambda rel: Insn(cls | op.BPF_NEG, d))
 
 
-def _b_movsx(g, line, text):
+def _b_movsx(g: Groups, line: int, text: str) -> Pending:
     k1, dst, bits, k2, src = g
     _width_reg(k2, k1 == "r", line, text)
     if k1 == "w" and bits == "32":
@@ -323,7 +330,7 @@ def _b_movsx(g, line, text):
     return _p(line, lambda rel: Insn(cls | op.BPF_MOV | op.BPF_X, d, s, int(bits), 0))
 
 
-def _b_ld_abs(g, line, text):
+def _b_ld_abs(g: Groups, line: int, text: str) -> Pending:
     if g[0] != "0":
         raise BpfAssembleError("legacy packet loads always load into r0", line)
     imm = check_range(parse_int(g[2], line), *S32, line, "offset")
@@ -333,7 +340,7 @@ def _b_ld_abs(g, line, text):
     return _p(line, lambda rel: Insn(op.BPF_LD | size | op.BPF_ABS, 0, 0, 0, imm))
 
 
-def _b_ld_ind(g, line, text):
+def _b_ld_ind(g: Groups, line: int, text: str) -> Pending:
     dst, bits, src, sign, num = g
     if dst != "0":
         raise BpfAssembleError("legacy packet loads always load into r0", line)
@@ -346,7 +353,7 @@ def _b_ld_ind(g, line, text):
     return _p(line, lambda rel: Insn(op.BPF_LD | size | op.BPF_IND, 0, s, 0, imm))
 
 
-def _b_alu(g, line, text):
+def _b_alu(g: Groups, line: int, text: str) -> Pending:
     kind, dst, sym, skind, sreg, num = g
     is64 = kind == "r"
     operation, off = _ALU_OPS[sym]
@@ -357,8 +364,9 @@ def _b_alu(g, line, text):
         make = BPF_ALU64_REG if is64 else BPF_ALU32_REG
         return _p(line, lambda rel: Insn(make(operation, d, s).opcode, d, s, off, 0))
     imm = check_range(parse_int(num, line, "immediate"), *S32, line, "immediate")
-    make = BPF_ALU64_IMM if is64 else BPF_ALU32_IMM
-    return _p(line, lambda rel: Insn(make(operation, d, 0).opcode, d, 0, off, imm))
+    make_imm = BPF_ALU64_IMM if is64 else BPF_ALU32_IMM
+    return _p(line, lambda rel: Insn(make_imm(operation, d, 0).opcode, d, 0, off, imm))
 
 
-_BUILD = {name[3:]: fn for name, fn in globals().items() if name.startswith("_b_")}
+_BUILD: Mapping[str, Callable[[Groups, int, str], Pending]] = MappingProxyType({
+    name[3:]: fn for name, fn in globals().items() if name.startswith("_b_")})

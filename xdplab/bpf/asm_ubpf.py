@@ -7,24 +7,26 @@ The jump target ``exit`` without such a label means the program's last ``exit``.
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import re
 
 from . import opcodes as op
-from .asm_common import LABEL_NAME, Pending, Target, check_range, parse_int, parse_target, resolve
+from .asm_common import LABEL_NAME, Pending, check_range, parse_int, parse_target, resolve
 from .errors import BpfAssembleError
 from .insn import Insn, Program
 
-_ALU = {"add": op.BPF_ADD, "sub": op.BPF_SUB, "mul": op.BPF_MUL, "div": op.BPF_DIV, "or": op.BPF_OR,
+_ALU = MappingProxyType({"add": op.BPF_ADD, "sub": op.BPF_SUB, "mul": op.BPF_MUL, "div": op.BPF_DIV, "or": op.BPF_OR,
         "and": op.BPF_AND, "lsh": op.BPF_LSH, "rsh": op.BPF_RSH, "mod": op.BPF_MOD, "xor": op.BPF_XOR,
-        "mov": op.BPF_MOV, "arsh": op.BPF_ARSH}
-_SIGNED = {"sdiv": op.BPF_DIV, "smod": op.BPF_MOD}
-_JMP = {"jeq": op.BPF_JEQ, "jgt": op.BPF_JGT, "jge": op.BPF_JGE, "jset": op.BPF_JSET,
+        "mov": op.BPF_MOV, "arsh": op.BPF_ARSH})
+_SIGNED = MappingProxyType({"sdiv": op.BPF_DIV, "smod": op.BPF_MOD})
+_JMP = MappingProxyType({"jeq": op.BPF_JEQ, "jgt": op.BPF_JGT, "jge": op.BPF_JGE, "jset": op.BPF_JSET,
         "jne": op.BPF_JNE, "jsgt": op.BPF_JSGT, "jsge": op.BPF_JSGE, "jlt": op.BPF_JLT,
-        "jle": op.BPF_JLE, "jslt": op.BPF_JSLT, "jsle": op.BPF_JSLE}
-_SIZE = {"b": op.BPF_B, "h": op.BPF_H, "w": op.BPF_W, "dw": op.BPF_DW}
-_ATOMIC = {"add": op.BPF_ADD, "and": op.BPF_AND, "or": op.BPF_OR, "xor": op.BPF_XOR}
-_MOVSX = {"movsx832": (op.BPF_ALU, 8), "movsx1632": (op.BPF_ALU, 16), "movsx864": (op.BPF_ALU64, 8),
-          "movsx1664": (op.BPF_ALU64, 16), "movsx3264": (op.BPF_ALU64, 32)}
+        "jle": op.BPF_JLE, "jslt": op.BPF_JSLT, "jsle": op.BPF_JSLE})
+_SIZE = MappingProxyType({"b": op.BPF_B, "h": op.BPF_H, "w": op.BPF_W, "dw": op.BPF_DW})
+_ATOMIC = MappingProxyType({"add": op.BPF_ADD, "and": op.BPF_AND, "or": op.BPF_OR, "xor": op.BPF_XOR})
+_MOVSX = MappingProxyType({"movsx832": (op.BPF_ALU, 8), "movsx1632": (op.BPF_ALU, 16), "movsx864": (op.BPF_ALU64, 8),
+          "movsx1664": (op.BPF_ALU64, 16), "movsx3264": (op.BPF_ALU64, 32)})
 _MEM = re.compile(r"^\[\s*%r(\d+)\s*(?:([+-])\s*(0[xX][0-9a-fA-F]+|\d+))?\s*\]$")
 _REG = re.compile(r"^%r(\d+)$")
 EXIT_LABEL = "exit"
@@ -119,7 +121,7 @@ def _statement(text: str, line: int) -> Pending:
         return P(lambda rel: Insn(op.BPF_JMP32 | op.BPF_JA, imm=check_range(rel(t), -(1 << 31), (1 << 31) - 1, line, "jump offset")))
     if mnemonic == "call":
         if len(ops) == 1 and ops[0].startswith("local "):
-            t: Target = parse_target(ops[0][6:], line)
+            t = parse_target(ops[0][6:], line)
             return P(lambda rel: Insn(op.BPF_JMP | op.BPF_CALL, 0, op.BPF_PSEUDO_CALL, 0, rel(t)))
         _need(ops, 1, mnemonic, line)
         if _is_reg(ops[0]):
@@ -197,7 +199,7 @@ def _statement(text: str, line: int) -> Pending:
 def _lock(rest: str, line: int) -> Pending:
     m = re.fullmatch(r"(fetch\s+)?(\w+)\s+(.+)", rest.strip())
     ops = _operands(m.group(3)) if m else []
-    if len(ops) != 2:
+    if m is None or len(ops) != 2:
         raise BpfAssembleError("Invalid number of operands for lock", line)
     fetch, name = bool(m.group(1)), m.group(2).lower()
     is32 = name.endswith("32")

@@ -1,12 +1,14 @@
 """``assemble(text, dialect)``: text to :class:`Program`, for both dialects."""
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from .asm_llvm import parse_llvm
 from .asm_ubpf import parse_ubpf
 from .errors import BpfAssembleError
 from .insn import Program
 
-DIALECTS = {"llvm": parse_llvm, "ubpf": parse_ubpf}
+DIALECTS = MappingProxyType({"llvm": parse_llvm, "ubpf": parse_ubpf})
 
 
 def assemble(text: str, dialect: str = "llvm") -> Program:

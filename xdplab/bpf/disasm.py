@@ -11,25 +11,27 @@ bytes.  Forms LLVM has no spelling for use small, documented extensions:
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from typing import Mapping
 
 from . import opcodes as op
 from .insn import Insn, Program
 
-ALU_SYMBOL = {
+ALU_SYMBOL = MappingProxyType({
     op.BPF_ADD: "+=", op.BPF_SUB: "-=", op.BPF_MUL: "*=", op.BPF_DIV: "/=", op.BPF_OR: "|=",
     op.BPF_AND: "&=", op.BPF_LSH: "<<=", op.BPF_RSH: ">>=", op.BPF_MOD: "%=", op.BPF_XOR: "^=",
     op.BPF_MOV: "=", op.BPF_ARSH: "s>>=",
-}
-SIGNED_ALU_SYMBOL = {op.BPF_DIV: "s/=", op.BPF_MOD: "s%="}
-JMP_SYMBOL = {
+})
+SIGNED_ALU_SYMBOL = MappingProxyType({op.BPF_DIV: "s/=", op.BPF_MOD: "s%="})
+JMP_SYMBOL = MappingProxyType({
     op.BPF_JEQ: "==", op.BPF_JGT: ">", op.BPF_JGE: ">=", op.BPF_JSET: "&", op.BPF_JNE: "!=",
     op.BPF_JSGT: "s>", op.BPF_JSGE: "s>=", op.BPF_JLT: "<", op.BPF_JLE: "<=",
     op.BPF_JSLT: "s<", op.BPF_JSLE: "s<=",
-}
-ATOMIC_SYMBOL = {op.BPF_ADD: "+=", op.BPF_AND: "&=", op.BPF_OR: "|=", op.BPF_XOR: "^="}
-ATOMIC_NAME = {op.BPF_ADD: "add", op.BPF_AND: "and", op.BPF_OR: "or", op.BPF_XOR: "xor"}
-SIZE_BITS = {op.BPF_B: 8, op.BPF_H: 16, op.BPF_W: 32, op.BPF_DW: 64}
+})
+ATOMIC_SYMBOL = MappingProxyType({op.BPF_ADD: "+=", op.BPF_AND: "&=", op.BPF_OR: "|=", op.BPF_XOR: "^="})
+ATOMIC_NAME = MappingProxyType({op.BPF_ADD: "add", op.BPF_AND: "and", op.BPF_OR: "or", op.BPF_XOR: "xor"})
+SIZE_BITS = MappingProxyType({op.BPF_B: 8, op.BPF_H: 16, op.BPF_W: 32, op.BPF_DW: 64})
 
 
 def _signed_off(value: int) -> str:

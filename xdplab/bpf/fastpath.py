@@ -19,21 +19,29 @@ returns None) and run on the reference interpreter.
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable, cast
 
 from . import opcodes as op
 from .disasm import branch_targets
+from .errors import BpfExecuteError
 from .insn import Insn, Program
 from .machine import Machine
 from .memory import CODE_BASE, POISON_BASE
 from .semantics import M32, M64, SIGN32, SIGN64, alu32, alu64, endian, sign_extend
 
-_SIZE = {op.BPF_B: 1, op.BPF_H: 2, op.BPF_W: 4, op.BPF_DW: 8}
-_CMP = {op.BPF_JEQ: "==", op.BPF_JNE: "!=", op.BPF_JGT: ">", op.BPF_JGE: ">=", op.BPF_JLT: "<",
-        op.BPF_JLE: "<=", op.BPF_JSGT: ">", op.BPF_JSGE: ">=", op.BPF_JSLT: "<", op.BPF_JSLE: "<="}
-_SIGNED = {op.BPF_JSGT, op.BPF_JSGE, op.BPF_JSLT, op.BPF_JSLE}
+_SIZE = MappingProxyType({op.BPF_B: 1, op.BPF_H: 2, op.BPF_W: 4, op.BPF_DW: 8})
+_CMP = MappingProxyType({op.BPF_JEQ: "==", op.BPF_JNE: "!=", op.BPF_JGT: ">", op.BPF_JGE: ">=", op.BPF_JLT: "<",
+        op.BPF_JLE: "<=", op.BPF_JSGT: ">", op.BPF_JSGE: ">=", op.BPF_JSLT: "<", op.BPF_JSLE: "<="})
+_SIGNED = frozenset({op.BPF_JSGT, op.BPF_JSGE, op.BPF_JSLT, op.BPF_JSLE})
 _REGS = ", ".join(f"r{i}" for i in range(11))
+
+# The generated ``_run(R, ld, st, atomic, call, PZ, n, maxn, bc)`` (see compile_program): returns
+# (0, r0, None, n) at exit, or (1, slot, registers, n) to hand over to the interpreter at ``slot``.
+CompiledRun = Callable[..., tuple[int, int, "tuple[int, ...] | None", int]]
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,7 @@ class FastProgram:
     program: Program
     source: str
     block_classes: tuple[tuple[tuple[int, int], ...], ...]   # per block: (class, count) pairs
-    _fn: object
+    _fn: CompiledRun
 
     def execute(self, machine: Machine, regs: list[int]) -> int:
         """Run from slot 0 on ``machine`` (its memory, env, counters and budget)."""
@@ -58,7 +66,7 @@ class FastProgram:
         bc = [0] * len(self.block_classes)
         poison = tuple(POISON_BASE + r for r in range(1, 6)) if machine.env.poison_after_call else ()
         try:
-            status, value, state, n = self._fn(  # type: ignore[operator]
+            status, value, state, n = self._fn(
                 regs, machine.load, machine.store, machine.atomic, machine.call, poison,
                 counts.insns, machine.max_insns, bc)
         finally:
@@ -70,6 +78,8 @@ class FastProgram:
         counts.insns = n
         if status == 0:
             return value
+        if state is None:  # pragma: no cover - the generated code hands over with the registers
+            raise BpfExecuteError(f"fast path: hand-over at insn {value} without registers")
         return machine.interpret(list(state), value)
 
 
@@ -205,25 +215,30 @@ def _body_line(slot: int, insn: Insn) -> str | None:
     return None
 
 
+def _straight_line(slot: int, insn: Insn) -> str:
+    """Python for an instruction inside a block (only a block's last instruction may end it)."""
+    line = _body_line(slot, insn)
+    if line is None:  # pragma: no cover - _blocks ends a block at every terminator
+        raise BpfExecuteError("fast path: a terminator inside a basic block", slot)
+    return line
+
+
 def _emit_block(k: int, block: _Block, ind: str) -> list[str]:
     n = len(block.insns)
     lines: list[str] = []
     last_slot, last = block.insns[-1]
-    term = None
+    term: tuple[int, Insn] | None = None
     body = block.insns
     if _body_line(last_slot, last) is None:
         term = (last_slot, last)
         body = block.insns[:-1]
-    self_loop = False
-    if term is not None:
-        if term[1].opcode & 0xF0 != op.BPF_EXIT:
-            self_loop = branch_targets(term[1], term[0]) == (block.start,)
-    if self_loop:
+    if term is not None and term[1].opcode & 0xF0 != op.BPF_EXIT \
+            and branch_targets(term[1], term[0]) == (block.start,):
         return _emit_self_loop(k, block, body, term, n, ind)
     lines.append(f"{ind}if n + {n} > maxn: return 1, {block.start}, ({_REGS}), n")
     lines.append(f"{ind}n += {n}; bc[{k}] += 1")
     for slot, insn in body:
-        lines += [ind + text for text in _body_line(slot, insn).split("\n")]  # type: ignore[union-attr]
+        lines += [ind + text for text in _straight_line(slot, insn).split("\n")]
     if term is None:
         lines.append(f"{ind}pc = {block.next_slot}; continue")
         return lines
@@ -240,7 +255,8 @@ def _emit_block(k: int, block: _Block, ind: str) -> list[str]:
     return lines
 
 
-def _emit_self_loop(k: int, block: _Block, body, term, n: int, ind: str) -> list[str]:  # type: ignore[no-untyped-def]
+def _emit_self_loop(k: int, block: _Block, body: tuple[tuple[int, Insn], ...], term: tuple[int, Insn], n: int,
+                    ind: str) -> list[str]:
     """A block that jumps back to its own start, as a counted Python ``for`` loop.
 
     The budget allows ``lim`` whole iterations; the loop's own counter replaces per-iteration
@@ -252,7 +268,7 @@ def _emit_self_loop(k: int, block: _Block, body, term, n: int, ind: str) -> list
     lines = [f"{ind}lim = (maxn - n) // {n}",
              f"{ind}for it in range(lim):"]
     for s_, ins in body:
-        lines += [i2 + text for text in _body_line(s_, ins).split("\n")]  # type: ignore[union-attr]
+        lines += [i2 + text for text in _straight_line(s_, ins).split("\n")]
     if insn.opcode & 0xF0 == op.BPF_JA:
         lines.append(f"{i2}pass")
     else:
@@ -309,4 +325,4 @@ def compile_program(program: Program) -> FastProgram | None:
         for _, insn in block.insns:
             counts[insn.opcode & 7] = counts.get(insn.opcode & 7, 0) + 1
         classes.append(tuple(sorted(counts.items())))
-    return FastProgram(program, source, tuple(classes), namespace["_run"])
+    return FastProgram(program, source, tuple(classes), cast(CompiledRun, namespace["_run"]))  # defined by exec

@@ -130,7 +130,7 @@ class Program:
     @overload
     def __getitem__(self, i: slice) -> "Program": ...
 
-    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+    def __getitem__(self, i: int | slice) -> "Insn | Program":
         if isinstance(i, slice):
             return Program(self.insns[i])
         return self.insns[i]

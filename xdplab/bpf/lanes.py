@@ -17,23 +17,30 @@ scalar callable is run lane by lane through :class:`LaneCallContext`.
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import numpy as np
+import numpy.typing as npt
 
 from . import opcodes as op
 from .errors import BpfExecuteError
-from .insn import Program
-from .machine import IntAccess, describe_base
+from .insn import Insn, Program
+from .machine import HelperFn, IntAccess, describe_base
 from .memory import POISON_BASE, STACK_BASE
 from .semantics import SIGNED_COMPARE, UNSIGNED_COMPARE
 
 U64 = np.uint64
 M32 = np.uint64(0xFFFFFFFF)
 SIGN64 = np.uint64(1 << 63)
-_SIZE = {op.BPF_B: 1, op.BPF_H: 2, op.BPF_W: 4, op.BPF_DW: 8}
-_DT = {1: "<u1", 2: "<u2", 4: "<u4", 8: "<u8"}
+_SIZE = MappingProxyType({op.BPF_B: 1, op.BPF_H: 2, op.BPF_W: 4, op.BPF_DW: 8})
+_DT = MappingProxyType({1: "<u1", 2: "<u2", 4: "<u4", 8: "<u8"})
+
+U64Array = npt.NDArray[np.uint64]     # one u64 per lane (registers, addresses, values)
+Mask = npt.NDArray[np.bool_]          # one flag per lane
+Lanes = npt.NDArray[np.intp]          # lane numbers (indices into per-lane arrays)
 
 
 @dataclass
@@ -44,12 +51,12 @@ class LaneRegion:
     kind: str
     base: int
     size: int
-    data: np.ndarray                 # (rows, size - stored_from) uint8
-    row: np.ndarray | None = None    # lane -> row (None: row = lane)
+    data: npt.NDArray[np.uint8]      # (rows, size - stored_from)
+    row: npt.NDArray[np.integer] | None = None    # lane -> row (None: row = lane)
     writable: bool = True
     stored_from: int = 0
 
-    def rows_of(self, lanes: np.ndarray) -> np.ndarray:
+    def rows_of(self, lanes: Lanes) -> npt.NDArray[np.integer]:
         return lanes if self.row is None else self.row[lanes]
 
 
@@ -68,16 +75,16 @@ class LaneSpace:
 
 @dataclass
 class LaneResult:
-    r0: np.ndarray                      # (N,) uint64
-    insns: np.ndarray                   # (N,) int64
-    by_class: np.ndarray                # (8, N) int32
-    kinds: np.ndarray                   # (N,) int64 bitmask over ``kind_names``
+    r0: U64Array                        # (N,)
+    insns: npt.NDArray[np.int64]        # (N,)
+    by_class: npt.NDArray[np.int32]     # (8, N)
+    kinds: npt.NDArray[np.int64]        # (N,) bitmask over ``kind_names``
     kind_names: tuple[str, ...]
-    calls: dict[tuple[str, int], np.ndarray]
-    errors: np.ndarray                  # (N,) object: None or the BpfError text
+    calls: dict[tuple[str, int], npt.NDArray[np.int32]]
+    errors: npt.NDArray[np.object_]     # (N,): None or the BpfError text
 
 
-VectorHelper = Callable[["LaneState", np.ndarray, list[np.ndarray]], np.ndarray]
+VectorHelper = Callable[["LaneState", Lanes, list[U64Array]], U64Array]
 
 
 @dataclass
@@ -106,18 +113,18 @@ class LaneState:
         self.errors = np.full(self.n, None, dtype=object)
         self.failed = np.zeros(self.n, bool)
         self.all_kinds = np.int64(0)       # kinds every lane touched (kept apart: no full pass)
-        self.call: tuple[int, str, int, object] = (0, "helper", 0, None)   # the call in progress
+        self.call: tuple[int, str, int, HelperFn | None] = (0, "helper", 0, None)   # the call in progress
 
     # ---------------------------------------------------------------- vector memory
-    def _locate(self, lanes: np.ndarray, addr: np.ndarray, size: int):  # type: ignore[no-untyped-def]
+    def _locate(self, lanes: Lanes, addr: U64Array, size: int) -> npt.NDArray[np.int64]:
         which = np.full(len(lanes), -1, np.int64)
         for k, r in enumerate(self.space.regions):
             inside = (addr >= U64(r.base)) & (addr <= U64(r.base + r.size - size))
             which[inside & (which < 0)] = k
         return which
 
-    def load(self, lanes: np.ndarray, addr: np.ndarray, size: int, slot: int, base: int, off: int,
-             base_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def load(self, lanes: Lanes, addr: U64Array, size: int, slot: int, base: int, off: int,
+             base_values: U64Array) -> tuple[U64Array, Mask]:
         """Values for the lanes that can load; returns (values, ok mask)."""
         if len(addr) and addr[0] == addr[-1] and bool((addr == addr[0]).all()):
             a = int(addr[0])                      # one address for every lane (ctx, pointers)
@@ -143,8 +150,8 @@ class LaneState:
             self._fault(lanes[bad], "read", size, addr[bad], slot, base, off, base_values[bad])
         return out, ~bad
 
-    def store(self, lanes: np.ndarray, addr: np.ndarray, size: int, value: np.ndarray, slot: int, base: int,
-              off: int, base_values: np.ndarray) -> np.ndarray:
+    def store(self, lanes: Lanes, addr: U64Array, size: int, value: U64Array, slot: int, base: int,
+              off: int, base_values: U64Array) -> Mask:
         which = self._locate(lanes, addr, size)
         ok = which >= 0
         for k in np.unique(which[ok]):
@@ -170,13 +177,13 @@ class LaneState:
             self._fault(lanes[bad], "write", size, addr[bad], slot, base, off, base_values[bad])
         return ok
 
-    def _mark(self, lanes: np.ndarray, kind: str) -> None:
+    def _mark(self, lanes: Lanes, kind: str) -> None:
         if len(lanes) == self.n:
             self.all_kinds |= self.kind_bit[kind]
         else:
             self.kinds[lanes] |= self.kind_bit[kind]
 
-    def _column(self, r: LaneRegion, lanes: np.ndarray, off: int, size: int) -> np.ndarray:
+    def _column(self, r: LaneRegion, lanes: Lanes, off: int, size: int) -> U64Array:
         """The bytes at one offset of every selected lane's row, as u64."""
         o = off - r.stored_from
         width = r.size - r.stored_from
@@ -188,7 +195,7 @@ class LaneState:
         cols = r.data[:, o:o + size] if whole else r.data[rows, o:o + size]
         return np.ascontiguousarray(cols).view(_DT[size]).reshape(-1).astype(U64)
 
-    def _gather(self, r: LaneRegion, lanes: np.ndarray, offs: np.ndarray, size: int) -> np.ndarray:
+    def _gather(self, r: LaneRegion, lanes: Lanes, offs: npt.NDArray[np.int64], size: int) -> U64Array:
         rows = r.rows_of(lanes)
         width = r.size - r.stored_from
         first = int(offs[0]) if len(offs) else 0
@@ -213,14 +220,15 @@ class LaneState:
             vals[below] = 0
         return vals
 
-    def _scatter(self, r: LaneRegion, lanes: np.ndarray, offs: np.ndarray, size: int, value: np.ndarray) -> None:
+    def _scatter(self, r: LaneRegion, lanes: Lanes, offs: npt.NDArray[np.int64], size: int, value: U64Array) -> None:
         width = r.size - r.stored_from
         flat = lanes.astype(np.int64) * width + (offs - r.stored_from)
         idx = flat[:, None] + np.arange(size)
         data = value.astype(U64).astype(_DT[8]).view(np.uint8).reshape(-1, 8)[:, :size]
         r.data.reshape(-1)[idx] = data
 
-    def _fault(self, lanes, kind, size, addr, slot, base, off, base_values) -> None:  # type: ignore[no-untyped-def]
+    def _fault(self, lanes: Lanes, kind: str, size: int, addr: U64Array, slot: int, base: int, off: int,
+               base_values: U64Array) -> None:
         regions = [(r.name, r.base, r.size) for r in self.space.regions]
         for lane, bv in zip(lanes, base_values):
             self._error(int(lane), f"insn {slot}: {size}-byte {kind} at r{base}{off:+d} is outside "
@@ -232,10 +240,16 @@ class LaneState:
             self.failed[lane] = True
 
     # ---------------------------------------------------------------- vector helpers
-    def helper_read(self, lanes: np.ndarray, addr: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def helper_read(self, lanes: Lanes, addr: U64Array, size: int) -> tuple[U64Array, Mask]:
         """A vector helper's loads: (values, ok).  Lanes whose address is in no region get
         ``ok`` False and no error: the helper hands them to its scalar version, which raises
         exactly as on the scalar machine."""
+        if len(addr) and addr[0] == addr[-1] and bool((addr == addr[0]).all()):
+            a = int(addr[0])                      # one address for every lane: a column
+            for r in self.space.regions:
+                if r.base + r.stored_from <= a <= r.base + r.size - size:
+                    self._mark(lanes, r.kind)
+                    return self._column(r, lanes, a - r.base, size), np.ones(len(lanes), bool)
         which = self._locate(lanes, addr, size)
         out = np.zeros(len(lanes), U64)
         for k in np.unique(which[which >= 0]):
@@ -245,7 +259,7 @@ class LaneState:
             self._mark(lanes[sel], r.kind)
         return out, which >= 0
 
-    def helper_write(self, lanes: np.ndarray, addr: np.ndarray, size: int, value: np.ndarray) -> np.ndarray:
+    def helper_write(self, lanes: Lanes, addr: U64Array, size: int, value: U64Array) -> Mask:
         """A vector helper's stores; returns ok (False where the scalar version must run)."""
         which = self._locate(lanes, addr, size)
         ok = np.zeros(len(lanes), bool)
@@ -261,7 +275,7 @@ class LaneState:
             ok[sel] = True
         return ok
 
-    def call_scalar(self, lanes: np.ndarray, args: list[np.ndarray]) -> np.ndarray:
+    def call_scalar(self, lanes: Lanes, args: list[U64Array]) -> U64Array:
         """Run the call in progress (``self.call``: slot, kind, imm, scalar callable) lane by
         lane through :class:`LaneCallContext`; a vector helper sends here the lanes it cannot
         serve, so they fail exactly as on the scalar machine."""
@@ -272,7 +286,11 @@ class LaneState:
                 self._error(int(lane), f"insn {s}: call to unknown {kind} {imm}")
                 continue
             try:
-                value = fn(LaneCallContext(self, int(lane), s), *(int(a[j]) for a in args))
+                # LaneCallContext offers CallContext's IntAccess part (read/write, index) but not
+                # ``machine``: a scalar routine reaching for ``ctx.machine`` fails for this lane
+                # (caught below), as it has no single machine to see.
+                value = fn(LaneCallContext(self, int(lane), s),  # type: ignore[arg-type]
+                           *(int(a[j]) for a in args))
                 res[j] = value & ((1 << 64) - 1)
             except BpfExecuteError as exc:
                 self._error(int(lane), str(exc))
@@ -323,8 +341,8 @@ def lanes_applicable(program: Program) -> str | None:
     return None
 
 
-def run_lanes(program: Program, space: LaneSpace, r1: np.ndarray, r2: np.ndarray | None = None, *,
-              helpers: Mapping[int, object] | None = None, kfuncs: Mapping[int, object] | None = None,
+def run_lanes(program: Program, space: LaneSpace, r1: npt.ArrayLike, r2: npt.ArrayLike | None = None, *,
+              helpers: Mapping[int, HelperFn] | None = None, kfuncs: Mapping[int, HelperFn] | None = None,
               vector_helpers: Mapping[tuple[str, int], VectorHelper] | None = None,
               kind_names: tuple[str, ...] = (), max_insns: int = 1_000_000, poison: bool = True,
               stack_bytes: int = 0) -> LaneResult:
@@ -344,10 +362,10 @@ def run_lanes(program: Program, space: LaneSpace, r1: np.ndarray, r2: np.ndarray
     if r2 is not None:
         regs[2] = np.asarray(r2, U64).copy()
     regs[10] = np.full(n, top, U64)
-    table = []
-    for insn in program:
-        table.append(insn)
-        if insn.slots == 2:
+    table: list[Insn | None] = []     # by slot; None for the second slot of ld_imm64
+    for one in program:
+        table.append(one)
+        if one.slots == 2:
             table.append(None)
     nslots = len(table)
     pc = np.zeros(n, np.int64)
@@ -355,7 +373,7 @@ def run_lanes(program: Program, space: LaneSpace, r1: np.ndarray, r2: np.ndarray
     live = np.ones(n, bool)
     insns = np.zeros(n, np.int64)
     by_class = np.zeros((8, n), np.int32)
-    calls: dict[tuple[str, int], np.ndarray] = {}
+    calls: dict[tuple[str, int], npt.NDArray[np.int32]] = {}
     r0 = np.zeros(n, U64)
     helpers, kfuncs, vector_helpers = helpers or {}, kfuncs or {}, vector_helpers or {}
     all_lanes = np.arange(n)
@@ -368,14 +386,17 @@ def run_lanes(program: Program, space: LaneSpace, r1: np.ndarray, r2: np.ndarray
     while n_live:
         if upc is None and n_live == n and pc[0] == pc[-1] and bool((pc == pc[0]).all()):
             upc, uni_base, last_uniform = int(pc[0]), int(insns.max()), None
-        uniform = upc is not None
-        if uniform:
+        s: int
+        if upc is not None:
+            uniform = True
             s = upc
             lanes = all_lanes
         else:
+            uniform = False
             s = int(pc[live].min())
             lanes = all_lanes[live & (pc == s)]
-        if s < 0 or s >= nslots or table[s] is None:
+        insn = table[s] if 0 <= s < nslots else None
+        if insn is None:
             if uniform and last_uniform is not None:
                 last[:] = last_uniform
             for lane in lanes:
@@ -401,8 +422,7 @@ def run_lanes(program: Program, space: LaneSpace, r1: np.ndarray, r2: np.ndarray
             lanes = lanes[~over]
             if not len(lanes):
                 continue
-        sel = slice(None) if uniform else lanes
-        insn = table[s]
+        sel: slice | Lanes = slice(None) if uniform else lanes
         code, dst, src, off, imm = insn.opcode, insn.dst, insn.src, insn.off, insn.imm
         cls = code & 7
         if uniform:
@@ -410,8 +430,8 @@ def run_lanes(program: Program, space: LaneSpace, r1: np.ndarray, r2: np.ndarray
         else:
             insns[sel] += 1
             by_class[cls, sel] += 1
-        nxt: np.ndarray | int = s + 1
-        ok = None
+        nxt: npt.NDArray[np.int64] | int = s + 1
+        ok: Mask | None = None     # lanes whose access/call succeeded (None: all of them)
         if cls in (op.BPF_ALU, op.BPF_ALU64):
             _set(regs, dst, sel, _alu(cls, code, off, imm, regs[dst][sel], regs[src][sel]))
         elif cls in (op.BPF_JMP, op.BPF_JMP32):
@@ -477,14 +497,14 @@ def run_lanes(program: Program, space: LaneSpace, r1: np.ndarray, r2: np.ndarray
         else:   # ld_imm64 (plain)
             regs[dst][sel] = U64(imm)
             nxt = s + 2
-        diverged = ok is not None and not ok.all()
-        if uniform and (diverged or not isinstance(nxt, int)):
+        failed = None if ok is None or ok.all() else ~ok
+        if uniform and (failed is not None or not isinstance(nxt, int)):
             _flush_uniform(insns, by_class, uni_class, pc, s, last, s)
             upc, uniform = None, False
-        if diverged:
-            live[lanes[~ok]] = False
+        if failed is not None:
+            live[lanes[failed]] = False
             n_live = int(live.sum())
-        if uniform:
+        if uniform and isinstance(nxt, int):     # (uniform mode survives only an int next pc)
             upc = nxt
         else:
             pc[sel] = nxt
@@ -493,7 +513,7 @@ def run_lanes(program: Program, space: LaneSpace, r1: np.ndarray, r2: np.ndarray
     return LaneResult(r0, insns, by_class, st.kinds | st.all_kinds, kinds, calls, st.errors)
 
 
-def _set(regs: list, reg: int, sel, value: np.ndarray) -> None:  # type: ignore[type-arg]
+def _set(regs: list[U64Array], reg: int, sel: slice | Lanes, value: U64Array) -> None:
     """regs[reg][sel] = value, rebinding the whole array when every lane is selected (no copy)."""
     if isinstance(sel, slice) and isinstance(value, np.ndarray) and value.dtype == U64 and value.base is None:
         regs[reg] = value
@@ -501,7 +521,8 @@ def _set(regs: list, reg: int, sel, value: np.ndarray) -> None:  # type: ignore[
         regs[reg][sel] = value
 
 
-def _flush_uniform(insns, by_class, uni_class, pc, s, last, last_slot) -> None:  # type: ignore[no-untyped-def]
+def _flush_uniform(insns: npt.NDArray[np.int64], by_class: npt.NDArray[np.int32], uni_class: list[int],
+                   pc: npt.NDArray[np.int64], s: int, last: npt.NDArray[np.int64], last_slot: int | None) -> None:
     """Leave uniform mode: add the uniformly run instructions to every lane, materialise pc
     (= ``s``) and the last executed slot."""
     total = sum(uni_class)
@@ -516,14 +537,14 @@ def _flush_uniform(insns, by_class, uni_class, pc, s, last, last_slot) -> None: 
         last[:] = last_slot
 
 
-def _sext(v: np.ndarray, bits: int) -> np.ndarray:
+def _sext(v: U64Array, bits: int) -> U64Array:
     if bits == 64:
         return v
     shift = U64(64 - bits)
     return ((v << shift).view(np.int64) >> np.int64(64 - bits)).view(U64)
 
 
-def _alu(cls: int, code: int, off: int, imm: int, a: np.ndarray, b_reg: np.ndarray) -> np.ndarray:
+def _alu(cls: int, code: int, off: int, imm: int, a: U64Array, b_reg: U64Array) -> U64Array:
     operation, is_x = code & 0xF0, bool(code & 0x08)
     if operation == op.BPF_END:
         bits = imm
@@ -569,7 +590,7 @@ def _alu(cls: int, code: int, off: int, imm: int, a: np.ndarray, b_reg: np.ndarr
     return r if is64 else r & M32
 
 
-def _divmod(operation: int, off: int, is64: bool, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _divmod(operation: int, off: int, is64: bool, a: U64Array, b: U64Array) -> U64Array:
     zero = b == 0
     safe = np.where(zero, U64(1), b)
     if off == 0:
@@ -595,11 +616,11 @@ def _divmod(operation: int, off: int, is64: bool, a: np.ndarray, b: np.ndarray) 
     return out if bits == 64 else out & M32
 
 
-def _bswap(a: np.ndarray, bits: int) -> np.ndarray:
+def _bswap(a: U64Array, bits: int) -> U64Array:
     return _swap(a & U64((1 << bits) - 1) if bits < 64 else a, bits)
 
 
-def _swap(v: np.ndarray, bits: int) -> np.ndarray:
+def _swap(v: U64Array, bits: int) -> U64Array:
     nbytes = bits // 8
     out = np.zeros(len(v), U64)
     for i in range(nbytes):
@@ -608,7 +629,7 @@ def _swap(v: np.ndarray, bits: int) -> np.ndarray:
     return out
 
 
-def _cond(operation: int, is32: bool, a: np.ndarray, b) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _cond(operation: int, is32: bool, a: U64Array, b: U64Array | np.uint64) -> Mask:
     """Vector version of :func:`xdplab.bpf.semantics.jump_taken` (same comparison tables)."""
     if is32:
         a, b = a & M32, b & M32
@@ -623,7 +644,8 @@ def _cond(operation: int, is32: bool, a: np.ndarray, b) -> np.ndarray:  # type: 
     raise BpfExecuteError(f"jump operation {operation:#x}")  # pragma: no cover
 
 
-def _atomic(st: LaneState, lanes, regs, dst, src, off, imm, size, addr, slot):  # type: ignore[no-untyped-def]
+def _atomic(st: LaneState, lanes: Lanes, regs: list[U64Array], dst: int, src: int, off: int, imm: int,
+            size: int, addr: U64Array, slot: int) -> Mask:
     old, ok = st.load(lanes, addr, size, slot, dst, off, regs[dst][lanes])
     mask = U64((1 << (8 * size)) - 1) if size < 8 else U64((1 << 64) - 1)
     srcv = regs[src][lanes]

@@ -16,9 +16,11 @@ Semantics follow the kernel interpreter (linux:kernel/bpf/core.c ___bpf_prog_run
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import struct
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from . import opcodes as op
 from .errors import BpfError, BpfExecuteError
@@ -28,8 +30,8 @@ from .semantics import M32, M64, alu32, alu64, atomic_result, endian, jump_taken
 
 HelperFn = Callable[["CallContext", int, int, int, int, int], int]
 MEM_BASE = DIRECT_MAP_BASE + 0x10_0000
-_UNPACK = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I"), 8: struct.Struct("<Q")}
-SIZE_OF = {op.BPF_B: 1, op.BPF_H: 2, op.BPF_W: 4, op.BPF_DW: 8}
+_UNPACK = MappingProxyType({1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I"), 8: struct.Struct("<Q")})
+SIZE_OF = MappingProxyType({op.BPF_B: 1, op.BPF_H: 2, op.BPF_W: 4, op.BPF_DW: 8})
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ class CallContext(IntAccess):
         r.data[addr - r.base: addr - r.base + len(data)] = data
 
 
-def describe_base(regions, reg: int, value: int, last_call: int | None) -> str:  # type: ignore[no-untyped-def]
+def describe_base(regions: Iterable[tuple[str, int, int]], reg: int, value: int, last_call: int | None) -> str:
     """What a faulting access's base register pointed at: a region (name, base, size), poison
     left by a call, or nothing mapped.  ``regions`` yields (name, base, size)."""
     for name, base, size in regions:

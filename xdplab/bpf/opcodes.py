@@ -8,6 +8,8 @@ operation, a mode or source bit, exactly as the kernel's macros compose it.
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 # Instruction classes: the low three bits of the opcode (bpf_common.h BPF_CLASS).
 BPF_LD = 0x00
 BPF_LDX = 0x01
@@ -18,18 +20,18 @@ BPF_JMP = 0x05
 BPF_JMP32 = 0x06  # bpf.h
 BPF_ALU64 = 0x07  # bpf.h
 
-CLASS_NAMES = {
+CLASS_NAMES = MappingProxyType({
     BPF_LD: "ld", BPF_LDX: "ldx", BPF_ST: "st", BPF_STX: "stx",
     BPF_ALU: "alu", BPF_JMP: "jmp", BPF_JMP32: "jmp32", BPF_ALU64: "alu64",
-}
+})
 
 # Load/store size (bpf_common.h BPF_SIZE) and its byte width.
 BPF_W = 0x00
 BPF_H = 0x08
 BPF_B = 0x10
 BPF_DW = 0x18  # bpf.h
-SIZE_BYTES = {BPF_B: 1, BPF_H: 2, BPF_W: 4, BPF_DW: 8}
-BYTES_SIZE = {v: k for k, v in SIZE_BYTES.items()}
+SIZE_BYTES = MappingProxyType({BPF_B: 1, BPF_H: 2, BPF_W: 4, BPF_DW: 8})
+BYTES_SIZE = MappingProxyType({v: k for k, v in SIZE_BYTES.items()})
 
 # Load/store mode (bpf_common.h BPF_MODE; MEMSX and ATOMIC from bpf.h).
 BPF_IMM = 0x00
@@ -98,11 +100,11 @@ BPF_PSEUDO_BTF_ID = 3         # imm = BTF id of a kernel variable
 BPF_PSEUDO_FUNC = 4           # imm = insn-relative offset of a subprogram
 BPF_PSEUDO_MAP_IDX = 5        # imm = index into fd_array
 BPF_PSEUDO_MAP_IDX_VALUE = 6  # imm = index into fd_array, next imm = offset
-LD_IMM64_KINDS = {
+LD_IMM64_KINDS = MappingProxyType({
     BPF_PSEUDO_PLAIN: "plain", BPF_PSEUDO_MAP_FD: "map_fd", BPF_PSEUDO_MAP_VALUE: "map_value",
     BPF_PSEUDO_BTF_ID: "btf_id", BPF_PSEUDO_FUNC: "func", BPF_PSEUDO_MAP_IDX: "map_idx",
     BPF_PSEUDO_MAP_IDX_VALUE: "map_idx_value",
-}
+})
 
 # src_reg kinds of BPF_JMP|BPF_CALL (bpf.h).
 BPF_HELPER_CALL = 0           # imm = helper id

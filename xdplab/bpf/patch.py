@@ -13,9 +13,23 @@ Modelled here as well:
   source; PATCH v1 (lore 20221115030210.3159213-3-sdf) matches every ``BPF_JMP`` jump;
 - the old limit: ``BpfPatch(limit=16)`` refuses the 17th instruction, as writing past the
   verifier's ``insn_buf[16]`` would have overflowed it (that is why bpf_patch exists);
-- defect (a) of the posted code (kernel-facts §3, READING): after a successful realloc the
-  capacity is doubled once more, so the buffer believes it holds twice what was allocated;
-  ``posted_capacity_defect=True`` records the first append that lands past the allocation;
+- defect (a) of the posted code (kernel-facts §3, READING; 01/14 kernel/bpf/bpf_patch.c,
+  ``__bpf_patch_append``, 01-bpf-introduce-bpf_patch.patch:118-132): when full, the code
+  doubles ``capacity`` (16 the first time, 01-...patch:119-122), reallocates *that* many
+  instructions (``krealloc_array(patch->insn, patch->capacity, ...)``, :124) and then doubles
+  ``capacity`` once more (:132).  So the buffer believes it holds twice what it has, and the
+  reallocations are: 16 insns (believed 32) on the 1st append, 64 (believed 128) on the 33rd,
+  256 (believed 512) on the 129th, 1024 on the 513th -- 16 * 4**k allocated, triggered when
+  ``len`` reaches 0, 32, 128, 512.  Appends at indices [16, 32), [64, 128), ... are written
+  past the allocation (slab-out-of-bounds; silent without KASAN).  And ``krealloc`` copies only
+  ``ksize(old)`` bytes (mm/slab_common.c@6.1.192:1319,1340 ``__do_krealloc``; the kmalloc
+  size of 16*4**k insns * 8 bytes is a power of two, so ksize == the request): the entries
+  written past the old allocation are NOT carried into the new buffer (:attr:`lost`).
+  ``posted_capacity_defect=True`` records every reallocation (:attr:`reallocations`), the first
+  write past an allocation (:attr:`heap_overflow`) and the lost indices;
+  :meth:`kernel_view` is what ``bpf_patch_data`` then hands the verifier.  No posted driver's
+  patch reaches the second reallocation (the longest, ice inside export_to_skb, is 31 insns:
+  it overflows the 16-insn allocation but never loses anything);
 - a label API in the spirit of cilium/ebpf's symbolic references: ``append_jump(insn,
   to="name")`` and ``label("name")``, resolved when the instructions are read; ``"end"`` is
   the first instruction after the patch.
@@ -42,11 +56,27 @@ class _Jump:
 
 @dataclass(frozen=True)
 class HeapOverflow:
-    """Where the posted bpf_patch wrote past its allocation."""
+    """Where the posted bpf_patch first wrote past its allocation."""
 
     index: int
     allocated: int
     capacity: int
+
+
+@dataclass(frozen=True)
+class Reallocation:
+    """One ``krealloc_array`` in ``__bpf_patch_append`` (01/14 bpf_patch.c).
+
+    ``at_len``: ``patch->len`` when the append triggered it (the index the new instruction
+    gets); ``allocated``: instructions really allocated; ``capacity``: what ``patch->capacity``
+    says afterwards; ``copied``: instructions krealloc carried over from the old buffer
+    (``ksize(old)``, = the old allocation: mm/slab_common.c@6.1.192:1319,1340).
+    """
+
+    at_len: int
+    allocated: int
+    capacity: int
+    copied: int
 
 
 class BpfPatch:
@@ -64,6 +94,8 @@ class BpfPatch:
         self.max_alloc = max_alloc
         self.posted_capacity_defect = posted_capacity_defect
         self.heap_overflow: HeapOverflow | None = None
+        self.reallocations: tuple[Reallocation, ...] = ()
+        self.lost: tuple[range, ...] = ()     # indices krealloc did not carry over (posted only)
 
     # ------------------------------------------------------------- bpf_patch_append
     def append(self, *insns: Insn) -> "BpfPatch":
@@ -95,14 +127,25 @@ class BpfPatch:
                                              f"insn_buf[{self.limit}]")
             return
         if n == self.capacity:
-            new_alloc = 16 if self.capacity == 0 else (self.allocated * 2 if not self.posted_capacity_defect
-                                                      else self.capacity)
+            # 01/14 bpf_patch.c, 01-bpf-introduce-bpf_patch.patch:118-132.  fixed: capacity 16,
+            # then doubling, allocated == capacity.  posted: capacity doubled (or set to 16),
+            # that many allocated, then doubled again.
+            new_alloc = 16 if self.capacity == 0 else self.capacity * 2
             if self.max_alloc is not None and new_alloc > self.max_alloc:
+                # krealloc_array failed: -ENOMEM, the old array is kfree'd (:125-128).  The
+                # posted code leaves patch->len and a dangling patch->insn; nothing reads them
+                # (do_misc_fixups returns at 02/14 verifier.c, 02-...patch:297-299).  We drop
+                # the items so that no half-changed buffer is visible.
                 self.err, self.reason = -ENOMEM, f"krealloc_array of {new_alloc} instructions failed"
-                self._items.clear()   # the old array is freed on failure
+                self._items.clear()
                 return
+            copied = min(self.allocated, n)
+            if self.allocated < n:
+                self.lost = self.lost + (range(self.allocated, n),)
             self.allocated = new_alloc
             self.capacity = new_alloc * 2 if self.posted_capacity_defect else new_alloc
+            self.reallocations = self.reallocations + (
+                Reallocation(n, new_alloc, self.capacity, copied),)
         if n >= self.allocated and self.heap_overflow is None:
             self.heap_overflow = HeapOverflow(n, self.allocated, self.capacity)
         self._items.append(item)
@@ -111,6 +154,21 @@ class BpfPatch:
     def __len__(self) -> int:
         """``bpf_patch_len``."""
         return len(self._items)
+
+    def kernel_view(self, fill: Insn | None = None) -> tuple[Insn, ...]:
+        """What ``bpf_patch_data`` points at after the posted reallocations.
+
+        Entries in :attr:`lost` were written past an old allocation and not copied by
+        krealloc: the new buffer holds whatever the allocator returned there (MODEL: ``fill``,
+        default an all-zero ``struct bpf_insn`` as with ``init_on_alloc=1``; otherwise stale heap
+        bytes).  Identical to :meth:`insns` when nothing was lost (every posted driver patch).
+        """
+        out = list(self.insns())
+        blank = fill if fill is not None else Insn(0, 0, 0, 0, 0)
+        for r in self.lost:
+            for i in r:
+                out[i] = blank
+        return tuple(out)
 
     def magles_registers(self) -> int:
         """``bpf_patch_magles_registers``: OR of ``1 << dst_reg`` over the patch (sic)."""

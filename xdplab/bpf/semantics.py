@@ -16,6 +16,8 @@ sections 4.1-4.3, and the kernel interpreter linux:kernel/bpf/core.c ___bpf_prog
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import operator
 
 from . import opcodes as op
@@ -151,13 +153,13 @@ def endian(cls: int, source: int, bits: int, value: int) -> int:
 
 # Conditional jumps as comparisons on (unsigned, signed) operand pairs.  The operators work on
 # Python ints and on numpy arrays alike, so the lane machine uses the same table.
-UNSIGNED_COMPARE = {
+UNSIGNED_COMPARE = MappingProxyType({
     op.BPF_JEQ: operator.eq, op.BPF_JNE: operator.ne, op.BPF_JGT: operator.gt, op.BPF_JGE: operator.ge,
     op.BPF_JLT: operator.lt, op.BPF_JLE: operator.le, op.BPF_JSET: lambda a, b: (a & b) != 0,
-}
-SIGNED_COMPARE = {
+})
+SIGNED_COMPARE = MappingProxyType({
     op.BPF_JSGT: operator.gt, op.BPF_JSGE: operator.ge, op.BPF_JSLT: operator.lt, op.BPF_JSLE: operator.le,
-}
+})
 
 
 def jump_taken(operation: int, is32: bool, dst: int, src: int) -> bool:

@@ -10,16 +10,18 @@ where it has one.
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from typing import Container
 
 from . import opcodes as op
 from .disasm import branch_targets
 from .errors import BpfVerifyError
-from .insn import Program, encoding_problem
+from .insn import Insn, Program, encoding_problem
 
-_BITWISE_NAMES = {op.BPF_MUL: "*=", op.BPF_DIV: "/=", op.BPF_OR: "|=", op.BPF_AND: "&=",
+_BITWISE_NAMES = MappingProxyType({op.BPF_MUL: "*=", op.BPF_DIV: "/=", op.BPF_OR: "|=", op.BPF_AND: "&=",
                   op.BPF_LSH: "<<=", op.BPF_RSH: ">>=", op.BPF_MOD: "%=", op.BPF_XOR: "^=",
-                  op.BPF_ARSH: "s>>=", op.BPF_NEG: "neg", op.BPF_END: "byte swap"}
+                  op.BPF_ARSH: "s>>=", op.BPF_NEG: "neg", op.BPF_END: "byte swap"})
 
 
 def verify(program: Program, *, helpers: Container[int] | None = None,
@@ -72,11 +74,11 @@ def verify(program: Program, *, helpers: Container[int] | None = None,
         raise BpfVerifyError("last insn is not an exit or jmp", program.slot_of(len(program) - 1))
 
 
-def _writes_fp(insn) -> bool:  # type: ignore[no-untyped-def]
+def _writes_fp(insn: Insn) -> bool:
     code, cls = insn.opcode, insn.opcode & 0x07
     fp = op.BPF_REG_FP
     if cls in (op.BPF_ALU, op.BPF_ALU64, op.BPF_LDX) or code == op.OPCODE_LD_IMM64:
         return insn.dst == fp
     if cls == op.BPF_STX and code & 0xE0 == op.BPF_ATOMIC:
-        return insn.imm & op.BPF_FETCH and insn.imm != op.BPF_CMPXCHG and insn.src == fp
+        return bool(insn.imm & op.BPF_FETCH) and insn.imm != op.BPF_CMPXCHG and insn.src == fp
     return False

@@ -11,11 +11,24 @@ Facts (kernel-facts §6.4):
   sample, so it lags now by 1-2 s; then ``timecounter_cyc2time`` under
   ``spin_lock_bh(&ptp->ptp_lock)`` with mult 1, shift 0, mask 48 bits (the PHC counts ns);
 - ``struct bnxt_xdp_buff { struct xdp_buff xdp; struct rx_cmp_ext *rxcmp1; struct bnxt *bp;
-  u64 r0; }`` (13/14): rxcmp1 56, bp 64, r0 72; filled only for PTP_W_TS completions;
+  u64 r0; }`` (13/14 adds the bare wrapper, 14/14:43-46 its fields): rxcmp1 56, bp 64, r0 72; filled only for PTP_W_TS completions;
 - the unroll (14/14) is ``xdp_kfunc_call_preserving_r1`` to ``bnxt_xdp_rx_timestamp``.
 
-``rfc-v2-posted`` (READING, UNCONFIRMED in kernel-facts §13): rxcmp1/bp are not reset per
-packet, so a completion without a timestamp reports the previous PTP completion's stamp.
+The wrapper's fields are added by 14/14 (14-bnxt-...patch:43-46); ``bnxt_rx_pkt`` sets
+``rxcmp1``/``bp`` when the itype is PTP_W_TS or ``bp->ptp_all_rx_tstamp``, on P5 chips
+(14/14:99-105), in ``bxbuf``, a local of ``bnxt_rx_pkt`` (13/14:49).
+
+``rfc-v2-posted``: **the program runs on a copy.**  The posted call is ``bnxt_rx_xdp(bp, rxr,
+cons, bxbuf.xdp, data, &len, event)`` (13/14:70, 14/14:107), and 6.1's ``bnxt_rx_xdp`` takes
+``struct xdp_buff xdp`` *by value* (drivers/net/ethernet/broadcom/bnxt/bnxt_xdp.c@6.1.192:221-223)
+and runs the program on ``&xdp`` (:246): the callee's 56-byte copy.  The helper's reads of
+``ctx->rxcmp1`` (+56) and ``ctx->bp`` (+64) and its store to ``ctx->r0`` (+72) land in whatever
+stack bytes follow the copy.  What those bytes hold is compiler- and call-site-dependent;
+**MODEL**: they are ``Bnxt(copy_tail=...)`` (24 bytes, zero by default), so by default the
+helper sees ``rxcmp1 == NULL`` and every packet gets no timestamp, and the reason column says
+why.  ``fixed`` runs the program on the wrapper itself, as later kernels do since
+``bnxt_rx_xdp`` takes a pointer ("bnxt_en: Change bnxt_rx_xdp function prototype",
+<20240401035730.306790-5-pavan.chebbi@broadcom.com>).
 """
 from __future__ import annotations
 
@@ -25,16 +38,21 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..bpf import builders as B
+from ..bpf import opcodes as op
 from ..bpf.lanes import LaneState
 from ..bpf.patch import BpfPatch
 from ..clocks import Phc, Refresher, Timecounter, cyclecounter_mask, timecounter_cyc2time, u64_rule
 from ..kernel.driver import Driver, RxSettings, UnrollContext, wrapper_layout
-from ..kernel.structs import KernelMemory, StructLayout, get_field, layout, put_field
+from ..kernel.kfuncs import (XDP_RSS_L3_IPV4, XDP_RSS_L3_IPV6, XDP_RSS_L4, XDP_RSS_L4_ICMP, XDP_RSS_L4_TCP,
+                             XDP_RSS_L4_UDP)
+from ..kernel.structs import XDP_BUFF, KernelMemory, StructLayout, get_field, layout, put_field
 from ..kernel.symbols import KernelFunction, OpCost
 from ..kernel.unroll_helpers import xdp_kfunc_call_preserving_r1
 from ..profiles import value
 
 U64 = np.uint64
+XDP_BUFF_SIZE = XDP_BUFF.size       # 56: where the driver's wrapper fields start
 
 BNXT_LO_TIMER_MASK = 0x0000FFFFFFFF   # bnxt_ptp.h
 BNXT_HI_TIMER_MASK = 0xFFFF00000000
@@ -59,7 +77,7 @@ BNXT_PTP = layout("bnxt_ptp_cfg", 368, "drivers/net/ethernet/broadcom/bnxt/bnxt_
                   cc_mask=(200, 8), cc_mult=(208, 4), cc_shift=(212, 4), tc_cycle_last=(224, 8),
                   tc_nsec=(232, 8), tc_frac=(248, 8), ptp_lock=(272, 4), old_time=(296, 8))
 
-BNXT_XDP_BUFF = wrapper_layout("bnxt_xdp_buff", 80, "RFC v2 13/14 drivers/net/ethernet/broadcom/bnxt/bnxt.c",
+BNXT_XDP_BUFF = wrapper_layout("bnxt_xdp_buff", 80, "RFC v2 13/14 + 14/14:43-46 drivers/net/ethernet/broadcom/bnxt/bnxt.c",
                                rxcmp1=(56, 8), bp=(64, 8), r0=(72, 8))
 
 
@@ -201,11 +219,30 @@ HELPER = KernelFunction("bnxt_xdp_rx_timestamp", bnxt_xdp_rx_timestamp, "RFC v2 
 
 
 class Bnxt(Driver):
+    """``copy_tail``: the 24 stack bytes that follow bnxt_rx_xdp's by-value copy of the
+    xdp_buff in ``rfc-v2-posted`` (MODEL; zero by default)."""
+
     name = "bnxt"
     supports_rx_timestamp = True
     wrapper = BNXT_XDP_BUFF
     source = "drivers/net/ethernet/broadcom/bnxt (RFC v2 13/14, 14/14)"
     meta_valid = False      # bnxt_xdp_buff_init: xdp_prepare_buff(..., false) in the RFC's era
+
+    def __init__(self, copy_tail: bytes = bytes(BNXT_XDP_BUFF.size - XDP_BUFF_SIZE)) -> None:
+        if len(copy_tail) != BNXT_XDP_BUFF.size - XDP_BUFF_SIZE:
+            raise ValueError(f"copy_tail must be {BNXT_XDP_BUFF.size - XDP_BUFF_SIZE} bytes, got {len(copy_tail)}")
+        self.copy_tail = bytes(copy_tail)
+
+    def ctx_tail(self, variant: str) -> bytes | None:
+        """What the program finds past the 56-byte xdp_buff instead of the wrapper's fields:
+        the stack bytes after the by-value copy (posted), or None (the wrapper itself)."""
+        return self.copy_tail if variant == "rfc-v2-posted" else None
+
+    def no_timestamp_note(self, variant: str) -> str | None:
+        if variant != "rfc-v2-posted":
+            return None
+        return ("bnxt_rx_xdp runs the program on a by-value copy of the xdp_buff (13/14:70, 14/14:107): "
+                "ctx->rxcmp1/bp are read past the copy (MODEL: Bnxt(copy_tail=...), zero by default)")
 
     def struct_pointers(self) -> Mapping[tuple[str, str], StructLayout]:
         return MappingProxyType({("bnxt_xdp_buff", "rxcmp1"): RX_CMP_EXT, ("bnxt_xdp_buff", "bp"): BNXT,
@@ -219,10 +256,10 @@ class Bnxt(Driver):
         return BnxtClock(Phc(b.phc.offset_ns, settings.ppb, 0.0, settings.seed, tuple(settings.clock_events)), aux)
 
     def rx_path(self, mem: KernelMemory, settings: RxSettings) -> "BnxtRx":
-        return BnxtRx(mem, self.clock(settings), settings.variant)
+        return BnxtRx(mem, self.clock(settings), settings.variant, copy_tail=self.ctx_tail(settings.variant))
 
     def lane_rx(self, settings: RxSettings) -> "BnxtLaneRx":
-        return BnxtLaneRx(self.clock(settings))
+        return BnxtLaneRx(self.clock(settings), copy_tail=self.ctx_tail(settings.variant))
 
     def unroll_rx_timestamp(self, ctx: UnrollContext, patch: BpfPatch) -> None:
         xdp_kfunc_call_preserving_r1(patch, BNXT_XDP_BUFF.offsetof("r0"), ctx.symbols.add(HELPER))
@@ -247,20 +284,22 @@ class BnxtRxHw:
     def set_ptp(self, old_time: int, tc: Timecounter, lock: int = 0) -> None:
         write_ptp(self.ptp, old_time, tc, lock)
 
-    def receive(self, index: int, cmp: bytes, ext: bytes, *, reset: bool = True) -> int:
-        """Write completion ``index``; a PTP_W_TS completion sets rxcmp1/bp.  Without
-        ``reset`` (posted) a non-PTP completion leaves the previous pointers in place."""
+    def receive(self, index: int, cmp: bytes, ext: bytes, *, copy_tail: bytes | None = None) -> int:
+        """Write completion ``index`` and fill the wrapper as bnxt_rx_pkt does: a PTP_W_TS
+        completion sets rxcmp1/bp, any other clears them.  ``copy_tail`` (posted): the
+        program runs on bnxt_rx_xdp's by-value copy of the xdp_buff, so what it sees past
+        byte 56 are those stack bytes, not rxcmp1/bp (see the module's docstring)."""
         slot = index % self.ncmp
         base = self.cmps.base + 32 * slot
         self.cmps.data[32 * slot:32 * slot + 16] = cmp
         self.cmps.data[32 * slot + 16:32 * slot + 32] = ext
+        if copy_tail is not None:
+            self.wrapper.data[XDP_BUFF_SIZE:XDP_BUFF_SIZE + len(copy_tail)] = copy_tail
+            return self.wrapper.base
         itype = int.from_bytes(cmp[0:4], "little") & RX_CMP_FLAGS_ITYPES_MASK
-        if itype == RX_CMP_FLAGS_ITYPE_PTP_W_TS:
-            self.mem.write(self.wrapper, BNXT_XDP_BUFF, "rxcmp1", base + 16)
-            self.mem.write(self.wrapper, BNXT_XDP_BUFF, "bp", self.bp.base)
-        elif reset:
-            self.mem.write(self.wrapper, BNXT_XDP_BUFF, "rxcmp1", 0)
-            self.mem.write(self.wrapper, BNXT_XDP_BUFF, "bp", 0)
+        ptp = itype == RX_CMP_FLAGS_ITYPE_PTP_W_TS
+        self.mem.write(self.wrapper, BNXT_XDP_BUFF, "rxcmp1", base + 16 if ptp else 0)
+        self.mem.write(self.wrapper, BNXT_XDP_BUFF, "bp", self.bp.base if ptp else 0)
         return self.wrapper.base
 
 
@@ -326,6 +365,7 @@ class BnxtRx:
     variant: str = "fixed"
     ptp_all: bool = True
     meta_valid: bool = False
+    copy_tail: bytes | None = None
 
     def __post_init__(self) -> None:
         self.hw = BnxtRxHw(self.mem)
@@ -336,7 +376,7 @@ class BnxtRx:
         old, tc = self.clock.old_time(t_ns), self.clock.timecounter()
         self.hw.set_ptp(old, tc)
         cmp, ext = make_completion(self.clock.hw_time_ns(t_ns), ptp=self.ptp_all, length=length)
-        self.hw.receive(index, cmp, ext, reset=self.variant == "fixed")
+        self.hw.receive(index, cmp, ext, copy_tail=self.copy_tail)
         self._ref = bnxt_rx_timestamp(old, tc, ext) if self.ptp_all else 0
         return self.clock.hw_time_ns(t_ns)
 
@@ -352,6 +392,7 @@ class BnxtLaneRx:
     clock: BnxtClock
     ptp_all: bool = True
     meta_valid: bool = False
+    copy_tail: bytes | None = None
 
     def receive_lanes(self, q: Any, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         hw = self.clock.phc.ns_array(t) & U64(MASK48)
@@ -368,11 +409,15 @@ class BnxtLaneRx:
         b = q.driver_region("bnxt", "clock", BNXT.size, bnxt, row=np.zeros(len(t), np.int64), writable=False)
         cmp, ext = make_completions(hw, ptp=self.ptp_all, length=q.frame_len)
         e = q.driver_region("rx_cmp_ext", "descriptor", RX_CMP_EXT.size, ext)
-        if not self.ptp_all:
-            return hw, np.zeros(len(t), np.uint64)
-        put_field(q.wrapper.data, BNXT_XDP_BUFF, "rxcmp1", e.base)
-        put_field(q.wrapper.data, BNXT_XDP_BUFF, "bp", b.base)
-        return hw, tc.cyc2time(get_rx_ts_p5(old, get_field(ext, RX_CMP_EXT, "rx_cmp_timestamp")))
+        ref = tc.cyc2time(get_rx_ts_p5(old, get_field(ext, RX_CMP_EXT, "rx_cmp_timestamp"))) if self.ptp_all \
+            else np.zeros(len(t), np.uint64)
+        if self.copy_tail is not None:     # posted: the program sees bnxt_rx_xdp's copy
+            q.wrapper.data[:, XDP_BUFF_SIZE:XDP_BUFF_SIZE + len(self.copy_tail)] = \
+                np.frombuffer(self.copy_tail, np.uint8)
+            return hw, ref
+        put_field(q.wrapper.data, BNXT_XDP_BUFF, "rxcmp1", e.base if self.ptp_all else 0)
+        put_field(q.wrapper.data, BNXT_XDP_BUFF, "bp", b.base if self.ptp_all else 0)
+        return hw, ref
 
 
 class _Row:
@@ -380,3 +425,137 @@ class _Row:
 
     def __init__(self, row: np.ndarray) -> None:
         self.data = memoryview(row)
+
+
+# =================================================================== metadata fields (issue 16)
+# bnxt_xdp_rx_hash ([D73] bnxt_xdp.c 492-547; kernel-facts-fields §2.4): the only bnxt op, first
+# seen in [D72] (7.2) and absent in [D612]: the release that added it is UNCONFIRMED, modelled as 7.2.
+#   *hash = le32 rx_cmp_rss_hash (@12 of struct rx_cmp); -ENODATA unless RX_CMP_FLAGS_RSS_VALID
+#   (bit 10 of rx_cmp_len_flags_type, bnxt.h@6.1.192:163); no rxcmp1 -> XDP_RSS_TYPE_L2; for an
+#   L2 completion: L3 = IPv6 if rx_cmp_flags2 & RX_CMP_FLAGS2_IP_TYPE (bit 8, [D73] bnxt.h 317)
+#   else IPv4, plus L4|TCP / L4|UDP / L4|ICMP by the itype (bits 15:12: TCP 2, UDP 3,
+#   bnxt.h@6.1.192:169-170; ICMP 7, [D73] bnxt.h 237).
+# MODEL: 7.x's wrapper holds rxcmp and rxcmp1; ours (RFC v2 13/14) only rxcmp1, so the routine
+# finds the rx_cmp half 16 bytes before it (the two halves of an L2 completion are consecutive
+# ring entries; a ring-page wrap between them is not modelled).  Frames that carry a timestamp
+# have itype PTP_W_TS, so their hash type is L3 only: what the op reports for them.
+RX_CMP_FLAGS_RSS_VALID = 1 << 10
+RX_CMP_FLAGS_ITYPE_TCP = 2 << 12
+RX_CMP_FLAGS_ITYPE_UDP = 3 << 12
+RX_CMP_FLAGS_ITYPE_ICMP = 7 << 12
+RX_CMP_FLAGS2_IP_TYPE = 1 << 8
+BNXT_MERGED_OPS = MappingProxyType({"rx_hash": (7, 2)})
+ENODATA_U64 = U64((1 << 64) - 61)      # -ENODATA as a u64 register value
+
+
+def bnxt_rss_type(has_rxcmp1: Any, len_flags_type: Any, flags2: Any) -> Any:
+    """The type derivation of ``bnxt_xdp_rx_hash`` for an L2 completion.  Ints or arrays in,
+    uint64 arrays out."""
+    has, lft, f2 = (np.atleast_1d(np.asarray(a)).astype(np.uint64) for a in (has_rxcmp1, len_flags_type, flags2))
+    l3 = np.where(f2 & U64(RX_CMP_FLAGS2_IP_TYPE), U64(XDP_RSS_L3_IPV6), U64(XDP_RSS_L3_IPV4))
+    itype = lft & U64(RX_CMP_FLAGS_ITYPES_MASK)
+    l4 = np.select([itype == U64(RX_CMP_FLAGS_ITYPE_TCP), itype == U64(RX_CMP_FLAGS_ITYPE_UDP),
+                    itype == U64(RX_CMP_FLAGS_ITYPE_ICMP)],
+                   [U64(XDP_RSS_L4 | XDP_RSS_L4_TCP), U64(XDP_RSS_L4 | XDP_RSS_L4_UDP),
+                    U64(XDP_RSS_L4 | XDP_RSS_L4_ICMP)], U64(0))
+    return np.where(has != 0, l3 | l4, U64(0))
+
+
+def _xmo_rx_hash(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+    """bnxt_xdp_rx_hash (7.2+), reading rx_cmp at rxcmp1 - 16 (MODEL, see above)."""
+    rxcmp1 = cctx.read(r1 + BNXT_XDP_BUFF.offsetof("rxcmp1"), 8)
+    if not rxcmp1:
+        return int(ENODATA_U64)
+    lft = cctx.read(rxcmp1 - 16 + RX_CMP.offsetof("len_flags_type"), 4)
+    if not lft & RX_CMP_FLAGS_RSS_VALID:
+        return int(ENODATA_U64)
+    cctx.write(r2, 4, cctx.read(rxcmp1 - 16 + RX_CMP.offsetof("rss_hash"), 4))
+    cctx.write(r3, 4, int(bnxt_rss_type(1, lft, cctx.read(rxcmp1 + RX_CMP_EXT.offsetof("flags2"), 4))[0]))
+    return 0
+
+
+def _rx_hash_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+    """:func:`_xmo_rx_hash` for many lanes (the same fields and :func:`bnxt_rss_type`)."""
+    c1, ok = st.helper_read(lanes, args[0] + U64(BNXT_XDP_BUFF.offsetof("rxcmp1")), 8)
+    lft, ok1 = st.helper_read(lanes, c1 - U64(16) + U64(RX_CMP.offsetof("len_flags_type")), 4)
+    h, ok2 = st.helper_read(lanes, c1 - U64(16) + U64(RX_CMP.offsetof("rss_hash")), 4)
+    f2, ok3 = st.helper_read(lanes, c1 + U64(RX_CMP_EXT.offsetof("flags2")), 4)
+    valid = (c1 != 0) & ((lft & U64(RX_CMP_FLAGS_RSS_VALID)) != 0)
+    done = ok & ((c1 == 0) | (ok1 & ok2 & ok3))
+    g = np.nonzero(done & valid)[0]
+    done[g] = st.helper_write(lanes[g], args[1][g], 4, h[g])
+    g = np.nonzero(done & valid)[0]
+    done[g] = st.helper_write(lanes[g], args[2][g], 4, bnxt_rss_type(1, lft[g], f2[g]))
+    out = np.where(valid, U64(0), ENODATA_U64)
+    rest = np.nonzero(~done)[0]
+    if len(rest):
+        out[rest] = st.call_scalar(lanes[rest], [a[rest] for a in args])
+    return out
+
+
+COST_HASH = OpCost(insns={"ldx": 5, "alu64": 8, "jmp": 5, "stx": 2}, touches={"wrapper": 1, "descriptor": 3, "stack": 2})
+
+
+def bnxt_cmp_meta(flow: Any) -> tuple[int, int, int]:
+    """(flags to OR into rx_cmp_len_flags_type, rx_cmp_rss_hash, rx_cmp_flags2 bits) the NIC
+    writes for ``flow`` (MODEL: RSS valid for IP frames; the itype stays PTP_W_TS for
+    timestamped frames, so only non-PTP completions would carry the L4 itype)."""
+    valid = RX_CMP_FLAGS_RSS_VALID if flow.l3 else 0
+    return valid, flow.rss_hash if flow.l3 else 0, RX_CMP_FLAGS2_IP_TYPE if flow.l3 == "ipv6" else 0
+
+
+class BnxtFields(Bnxt):
+    """bnxt with its merged rx_hash op (the registry's ``bnxt``)."""
+
+    merged_ops = BNXT_MERGED_OPS
+
+    def other_routine(self, kfunc: Any) -> KernelFunction | None:
+        if kfunc.returns == "status" and kfunc.field == "rx_hash":
+            return KernelFunction("bnxt_xdp_rx_hash", _xmo_rx_hash, cost=COST_HASH, lanes=_rx_hash_lanes)
+        return None
+
+    def rss_type_of(self, flow: Any) -> int | None:
+        valid, _, f2 = bnxt_cmp_meta(flow)
+        itype = RX_CMP_FLAGS_ITYPE_PTP_W_TS       # every simulated completion is timestamped
+        return int(bnxt_rss_type(1, itype | valid, f2)[0]) if valid else None
+
+    def unroll_field(self, ctx: UnrollContext, kfunc: Any, patch: BpfPatch) -> None:
+        """RFC pattern, MODEL: ``rxcmp1 && RSS_VALID ? rx_cmp_rss_hash : 0`` (R0, R3, R4); no VLAN."""
+        if kfunc.enum == "XDP_METADATA_KFUNC_RX_HASH_SUPPORTED":
+            patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 1))
+        elif kfunc.enum == "XDP_METADATA_KFUNC_RX_HASH":
+            patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 0),
+                         B.BPF_LDX_MEM(op.BPF_DW, B.BPF_REG_4, B.BPF_REG_1, BNXT_XDP_BUFF.offsetof("rxcmp1")))
+            patch.append_jump(B.BPF_JMP_IMM(op.BPF_JEQ, B.BPF_REG_4, 0, 0), to="end")
+            patch.append(B.BPF_LDX_MEM(op.BPF_W, B.BPF_REG_3, B.BPF_REG_4, RX_CMP.offsetof("len_flags_type") - 16),
+                         B.BPF_ALU64_IMM(op.BPF_AND, B.BPF_REG_3, RX_CMP_FLAGS_RSS_VALID))
+            patch.append_jump(B.BPF_JMP_IMM(op.BPF_JEQ, B.BPF_REG_3, 0, 0), to="end")
+            patch.append(B.BPF_LDX_MEM(op.BPF_W, B.BPF_REG_0, B.BPF_REG_4, RX_CMP.offsetof("rss_hash") - 16))
+
+    def receive_meta(self, rx: Any, index: int, flow: Any) -> None:
+        slot = index % rx.hw.ncmp
+        valid, h, f2 = bnxt_cmp_meta(flow)
+        base = 32 * slot
+        lft = int.from_bytes(rx.hw.cmps.data[base:base + 4], "little") | valid
+        rx.hw.cmps.data[base:base + 4] = lft.to_bytes(4, "little")
+        rx.hw.cmps.data[base + 12:base + 16] = h.to_bytes(4, "little")
+        f = int.from_bytes(rx.hw.cmps.data[base + 16:base + 20], "little") | f2
+        rx.hw.cmps.data[base + 16:base + 20] = f.to_bytes(4, "little")
+
+    def receive_meta_lanes(self, queue: Any, flow: Any) -> None:
+        """The lane path stores only the rx_cmp_ext half: store the whole 32-byte completion
+        (rx_cmp, then rx_cmp_ext) and point the wrappers' rxcmp1 at its second half."""
+        ext = next(r for r in queue.space.regions if r.name == "rx_cmp_ext")
+        rxcmp1 = get_field(queue.wrapper.data, BNXT_XDP_BUFF, "rxcmp1")
+        n = queue.n
+        valid, h, f2 = bnxt_cmp_meta(flow)
+        rows = np.zeros((n, 32), np.uint8)
+        itype = np.where(rxcmp1 != 0, U64(RX_CMP_FLAGS_ITYPE_PTP_W_TS), U64(0))
+        put_field(rows[:, :16], RX_CMP, "len_flags_type",
+                  (U64(queue.frame_len) << U64(16)) | itype | U64(RX_CMP_TYPE_RX_L2 | valid))
+        put_field(rows[:, :16], RX_CMP, "rss_hash", h)
+        rows[:, 16:] = ext.data[:n]
+        put_field(rows[:, 16:], RX_CMP_EXT, "flags2", get_field(rows[:, 16:], RX_CMP_EXT, "flags2") | U64(f2))
+        whole = queue.driver_region("bnxt L2 completion", "descriptor", 32, rows)
+        put_field(queue.wrapper.data, BNXT_XDP_BUFF, "rxcmp1",
+                  np.where(rxcmp1 != 0, U64(whole.base + 16), U64(0)))

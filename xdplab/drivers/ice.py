@@ -10,7 +10,7 @@ Facts (kernel-facts §6.2):
 - ``ice_ptp_extend_32b_ts(cached, in)`` (ice_ptp.c): delta = (in - low32(cached)) mod 2**32;
   above 0x7FFFFFFF it is in the past; window ±2**31 ns around the cache;
 - ``struct ice_xdp_buff { struct xdp_buff xdp; struct ice_rx_ring *rx_ring;
-  union ice_32b_rx_flex_desc *rx_desc; }`` (09/14): rx_ring at 56, rx_desc at 64.
+  union ice_32b_rx_flex_desc *rx_desc; }`` (09/14 adds the bare wrapper, 10/14 its fields): rx_ring at 56, rx_desc at 64.
 
 The unroll, "loosely based on ice_ptp_rx_hwtstamp" (10/14), uses only R0 and R3-R5 and no
 stack.  ``fixed`` is what it meant (20 instructions, label jumps to the end of the patch).
@@ -23,9 +23,12 @@ each of which can also be switched on alone through ``Ice(defects=...)``:
   32 bits (effectively ``in_tstamp``);
 - ``wide_loads``: 8-byte loads at descriptor offsets 19 and 28 (the second reads 4 bytes past
   the 32-byte descriptor, into the next ring entry or past the ring);
-- ``unresolved_jumps``: the exits are ``BPF_JMP_IMM(..., S16_MAX)`` (BPF_K), which RFC v2's
-  ``bpf_patch_resolve_jmp`` (BPF_X only) skips, and nothing calls it for a stand-alone
-  rx_timestamp: the jump goes 32,768 instructions ahead.
+- ``unresolved_jumps``: the three guards are ``BPF_JMP_IMM(BPF_JNE, ..., S16_MAX)`` (BPF_K).
+  RFC v2's ``bpf_patch_resolve_jmp`` (06/14:147-163) rewrites only BPF_X jumps and is called
+  only from ``xdp_metadata_export_to_skb`` (06/14:372), so for a stand-alone rx_timestamp
+  nothing resolves them and inside export_to_skb the BPF_X filter skips them: a taken guard
+  jumps 32,768 instructions ahead.  The final ``BPF_JMP_A(4)`` (10/14:132) is written with
+  its real offset and lands at the end of the patch.
 """
 from __future__ import annotations
 
@@ -42,10 +45,11 @@ from ..bpf.patch import BpfPatch
 from ..clocks import Phc, Refresher, u64_rule
 from ..kernel import errno_ret
 from ..kernel.driver import Driver, RxSettings, UnrollContext, wrapper_layout
+from ..kernel.kfuncs import KfuncSpec
 from ..kernel.structs import KernelMemory, StructLayout, get_field, layout, put_field
 from ..kernel.symbols import KernelFunction, OpCost
 from ..kernel.uapi import ENODATA
-from ..profiles import value
+from ..profiles import data_path, value
 
 M32 = (1 << 32) - 1
 M64 = (1 << 64) - 1
@@ -67,7 +71,7 @@ ICE_RX_FLEX_DESC = layout(
 ICE_RX_RING = layout("ice_rx_ring", 320, "drivers/net/ethernet/intel/ice/ice_txrx.h@6.1.192:260 "
                      "(data/kernel-layouts.json)", cached_phctime=(304, 8))
 
-ICE_XDP_BUFF = wrapper_layout("ice_xdp_buff", 72, "RFC v2 09/14 drivers/net/ethernet/intel/ice/ice_txrx.h",
+ICE_XDP_BUFF = wrapper_layout("ice_xdp_buff", 72, "RFC v2 09/14 + 10/14 drivers/net/ethernet/intel/ice/ice_txrx.h",
                               rx_ring=(56, 8), rx_desc=(64, 8))
 
 DEFECTS = ("inverted_guards", "alu32_result", "wide_loads", "unresolved_jumps")
@@ -190,7 +194,15 @@ class Ice(Driver):
 
 
 def emit_rx_timestamp(patch: BpfPatch, defects: frozenset[str]) -> None:
-    """Append the rx_timestamp unroll (20 instructions; R0, R3-R5; no stack)."""
+    """Append the rx_timestamp unroll: 20 instructions, R0 and R3-R5, no stack, in the order
+    and arrangement of 10/14 (10-ice-support-rx-timestamp-metadata-for-xdp.patch:88-141).
+
+    ``fixed`` differs from the posted listing only by the four defects, each switchable:
+    ``inverted_guards`` (JNE where the comments say "if (rX == 0) return"; :94, :100, :112),
+    ``unresolved_jumps`` (the three guards keep their S16_MAX placeholder; the final
+    ``BPF_JMP_A(4)`` of :132 is a hand-written offset to the end and is right either way),
+    ``wide_loads`` (BPF_DW at descriptor offsets 19 and 28; :107, :116), ``alu32_result``
+    (the final add/sub are 32-bit; :131, :141)."""
     r0, r3, r4, r5 = B.BPF_REG_0, B.BPF_REG_3, B.BPF_REG_4, B.BPF_REG_5
     guard_op = op.BPF_JNE if "inverted_guards" in defects else op.BPF_JEQ
 
@@ -202,30 +214,28 @@ def emit_rx_timestamp(patch: BpfPatch, defects: frozenset[str]) -> None:
 
     wide = "wide_loads" in defects
     alu = B.BPF_ALU32_REG if "alu32_result" in defects else B.BPF_ALU64_REG
-    patch.append(B.BPF_MOV64_IMM(r0, 0),
-                 B.BPF_LDX_MEM(op.BPF_DW, r5, B.BPF_REG_1, ICE_XDP_BUFF.offsetof("rx_ring")))
-    exit_if(r5)
-    patch.append(B.BPF_LDX_MEM(op.BPF_DW, r5, r5, ICE_RX_RING.offsetof("cached_phctime")))
-    exit_if(r5)
-    patch.append(B.BPF_LDX_MEM(op.BPF_DW, r4, B.BPF_REG_1, ICE_XDP_BUFF.offsetof("rx_desc")),
-                 B.BPF_LDX_MEM(op.BPF_DW if wide else op.BPF_B, r3, r4, ICE_RX_FLEX_DESC.offsetof("time_stamp_low")),
-                 B.BPF_ALU64_IMM(op.BPF_AND, r3, ICE_PTP_TS_VALID))
-    exit_if(r3)
-    patch.append(B.BPF_LDX_MEM(op.BPF_DW if wide else op.BPF_W, r3, r4, ICE_RX_FLEX_DESC.offsetof("ts_high")),
-                 B.BPF_MOV32_REG(r4, r3),                       # r4 = (u32)in_tstamp
-                 B.BPF_ALU32_REG(op.BPF_SUB, r4, r5))           # delta = (in - lo) mod 2^32
-    patch.append_jump(B.BPF_JMP_IMM(op.BPF_JGT, r4, 0x7FFFFFFF, 0), to="past")
-    patch.append(B.BPF_MOV64_REG(r0, r5),
-                 alu(op.BPF_ADD, r0, r4))                       # future: cached + delta
-    if "unresolved_jumps" in defects:
-        patch.append(B.BPF_JMP_IMM(op.BPF_JA, 0, 0, op.S16_MAX))
-    else:
-        patch.append_jump(B.BPF_JMP_A(0), to="end")
+    patch.append(B.BPF_MOV64_IMM(r0, 0),                                               # :88
+                 B.BPF_LDX_MEM(op.BPF_DW, r5, B.BPF_REG_1, ICE_XDP_BUFF.offsetof("rx_ring")))   # :91
+    exit_if(r5)                                                                         # :94
+    patch.append(B.BPF_LDX_MEM(op.BPF_DW, r5, r5, ICE_RX_RING.offsetof("cached_phctime")))   # :97
+    exit_if(r5)                                                                         # :100
+    patch.append(B.BPF_LDX_MEM(op.BPF_DW, r4, B.BPF_REG_1, ICE_XDP_BUFF.offsetof("rx_desc")),   # :103
+                 B.BPF_LDX_MEM(op.BPF_DW if wide else op.BPF_B, r3, r4,
+                               ICE_RX_FLEX_DESC.offsetof("time_stamp_low")),            # :107
+                 B.BPF_ALU64_IMM(op.BPF_AND, r3, ICE_PTP_TS_VALID))                     # :110
+    exit_if(r3)                                                                         # :112
+    patch.append(B.BPF_LDX_MEM(op.BPF_DW if wide else op.BPF_W, r3, r4, ICE_RX_FLEX_DESC.offsetof("ts_high")),  # :116
+                 B.BPF_MOV32_REG(r4, r3),                       # :123 r4 = (u32)in_tstamp
+                 B.BPF_ALU32_REG(op.BPF_SUB, r4, r5))           # :124 delta = (in - lo) mod 2^32
+    patch.append_jump(B.BPF_JMP_IMM(op.BPF_JGT, r4, 0x7FFFFFFF, 0), to="past")     # :127 U32_MAX / 2
+    patch.append(B.BPF_MOV64_REG(r0, r4),                       # :130 future: delta
+                 alu(op.BPF_ADD, r0, r5))                       # :131        + cached
+    patch.append_jump(B.BPF_JMP_A(0), to="end")                 # :132 BPF_JMP_A(4): the end
     patch.label("past")
-    patch.append(B.BPF_MOV32_REG(r4, r5),                       # lo
-                 B.BPF_ALU32_REG(op.BPF_SUB, r4, r3),           # delta' = (lo - in) mod 2^32
-                 B.BPF_MOV64_REG(r0, r5),
-                 alu(op.BPF_SUB, r0, r4))                       # past: cached - delta'
+    patch.append(B.BPF_MOV64_REG(r4, r5),                       # :136 cached
+                 B.BPF_ALU32_REG(op.BPF_SUB, r4, r3),           # :137 delta' = (lo - in) mod 2^32
+                 B.BPF_MOV64_REG(r0, r5),                       # :140
+                 alu(op.BPF_SUB, r0, r4))                       # :141 past: cached - delta'
 
 
 # ------------------------------------------------------------------- C routines (call designs)
@@ -381,3 +391,293 @@ class IceLaneRx:
         ref = rx_hwtstamp(cached_u[row.reshape(-1)], get_field(desc, ICE_RX_FLEX_DESC, "time_stamp_low"),
                           get_field(desc, ICE_RX_FLEX_DESC, "ts_high"))
         return hw, ref
+
+
+# =================================================================== metadata fields (issue 16)
+# rx_hash and rx_vlan_tag of the merged design (ice since 6.8: ice_xdp_md_ops, kernel-facts-fields
+# §2.1, [D73] ice_txrx_lib.c 597-601), read from the flex descriptor's bytes:
+# rss_hash @12 (le32, the NIC profile's alias of flex_meta0/1), ptype = ptype_flex_flags0 & 0x3FF
+# (ICE_RX_FLEX_DESC_PTYPE_M, ice_lan_tx_rx.h@6.1.192:398), status_error0 bit 13 = L2TAG1P
+# (ice_lan_tx_rx.h@6.1.192:418) with the stripped TCI in l2tag1 @10 (le16; wb layout
+# ice_lan_tx_rx.h@6.1.192:234-262); rxdid must be ICE_RXDID_FLEX_NIC (ice_lan_tx_rx.h@6.1.192:352).
+ICE_RX_FLEX_DESC_STATUS0_L2TAG1P = 1 << 13
+ICE_RX_FLEX_DESC_STATUS1_L2TAG2P = 1 << 11       # [D73] ice_lan_tx_rx.h 373
+ICE_RX_FLEX_DESC_PTYPE_M = 0x3FF
+# struct ice_pkt_ctx { u64 cached_phctime; __be16 vlan_proto; } ([D612] ice_txrx.h 223-226): the
+# ring's vlan_proto follows its cached time.  MODEL: placed right after our ring's cached_phctime.
+ICE_RX_RING_CTX = layout("ice_rx_ring (pkt_ctx)", 320, "ice_txrx.h@6.1.192:260 + [D612] struct ice_pkt_ctx",
+                         cached_phctime=(304, 8), vlan_proto=(312, 2))
+ICE_MERGED_OPS = MappingProxyType({"rx_timestamp": (6, 8), "rx_hash": (6, 8), "rx_vlan_tag": (6, 8)})
+
+
+def _load_ptype_table() -> tuple[int, ...]:
+    """libie's ptype -> ``enum xdp_rss_hash_type`` (data/ice-ptype-table.txt: libie rx.c LUT
+    expanded, [D73] drivers/net/ethernet/intel/libie/rx.c 17-34, 93-121; 1024 entries, unlisted = 0)."""
+    table = [0] * 1024
+    path = data_path("ice-ptype-table.txt")       # the repository's data/ or the wheel's copy
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if parts and parts[0].isdigit():
+            hashes = [p for p in parts if p.startswith("hash_type=")]
+            table[int(parts[0])] = int(hashes[0].split("=")[1], 16) if hashes else 0
+    return tuple(table)
+
+
+ICE_PTYPE_HASH_TYPE = _load_ptype_table()
+# The ptype the E800 parser gives each frame class (rows of the table above: outer IP, not
+# fragmented, no tunnel).  MODEL: the hardware's classification of our frames.
+ICE_PTYPE_OF = MappingProxyType({("", ""): 1, ("ipv4", ""): 23, ("ipv4", "udp"): 24, ("ipv4", "tcp"): 26,
+                                 ("ipv4", "icmp"): 28, ("ipv6", ""): 89, ("ipv6", "udp"): 90,
+                                 ("ipv6", "tcp"): 92, ("ipv6", "icmp"): 94})
+ETH_P_8021Q_BE = 0x0081      # htons(ETH_P_8021Q) as the CPU reads it (little-endian)
+
+
+def ice_ptype(flow: Any) -> int:
+    return ICE_PTYPE_OF[(flow.l3, flow.l4 if flow.l3 else "")]
+
+
+def ice_desc_meta(flow: Any) -> tuple[int, int, int, int]:
+    """(rss_hash, ptype, status_error0 bits to set, l2tag1) the hardware writes for ``flow``."""
+    tag = flow.reported_tag
+    return (flow.rss_hash, ice_ptype(flow), ICE_RX_FLEX_DESC_STATUS0_L2TAG1P if tag[0] else 0, tag[1])
+
+
+def _put_desc_meta(rows: np.ndarray, flow: Any) -> None:
+    h, ptype, status, tci = ice_desc_meta(flow)
+    put_field(rows, ICE_RX_FLEX_DESC, "rss_hash", h)
+    flags0 = get_field(rows, ICE_RX_FLEX_DESC, "ptype_flex_flags0")
+    put_field(rows, ICE_RX_FLEX_DESC, "ptype_flex_flags0", (flags0 & np.uint64(~0x3FF & 0xFFFF)) | np.uint64(ptype))
+    put_field(rows, ICE_RX_FLEX_DESC, "status_error0", get_field(rows, ICE_RX_FLEX_DESC, "status_error0")
+              | np.uint64(status))
+    put_field(rows, ICE_RX_FLEX_DESC, "l2tag1", tci)
+
+
+def _ring_vlan_proto(flow: Any) -> int:
+    """``ice_set_rx_rings_vlan_proto(vsi, enable_stripping ? htons(ETH_P_8021Q) : 0)`` ([D73]
+    ice_main.c 6333-6334): the ring's proto is set while C-tag stripping is on."""
+    return ETH_P_8021Q_BE if flow.vlan_offload else 0
+
+
+ICE_PTYPE_HASH_TYPE_NP = np.asarray(ICE_PTYPE_HASH_TYPE, np.uint64)
+ENODATA_U64 = (1 << 64) - ENODATA
+U64 = np.uint64
+
+
+def _u64s(*args: Any) -> list[np.ndarray]:
+    return [np.atleast_1d(np.asarray(a)).astype(np.uint64) for a in args]
+
+
+def rx_hash_rule(rxdid: Any, rss_hash: Any, ptype_flex_flags0: Any) -> tuple[np.ndarray, ...]:
+    """``ice_xdp_rx_hash`` ([D73] ice_txrx_lib.c 542-546, 556-567) on the descriptor's fields:
+    (return as u64, hash, rss_type).  rxdid != FLEX_NIC gives hash 0; hash 0 is -ENODATA;
+    rss_type is written either way.  Ints or arrays in, uint64 arrays out."""
+    rxdid, rss_hash, ptype_flex_flags0 = _u64s(rxdid, rss_hash, ptype_flex_flags0)
+    h = np.where(rxdid == np.uint64(ICE_RXDID_FLEX_NIC), rss_hash, np.uint64(0))
+    t = ICE_PTYPE_HASH_TYPE_NP[(ptype_flex_flags0 & np.uint64(ICE_RX_FLEX_DESC_PTYPE_M)).astype(np.int64)]
+    return np.where(h != 0, np.uint64(0), np.uint64(ENODATA_U64)), h, t
+
+
+def rx_vlan_tag_rule(ring_vlan_proto: Any, status_error0: Any, l2tag1: Any, status_error1: Any,
+                     l2tag2_2nd: Any) -> tuple[np.ndarray, ...]:
+    """``ice_xdp_rx_vlan_tag`` ([D73] ice_txrx_lib.c 578-595): (return as u64, proto as stored,
+    tci).  No ring proto (stripping off) or a zero TCI is -ENODATA; the TCI is l2tag1 if
+    L2TAG1P, else l2tag2_2nd if L2TAG2P (ice_get_vlan_tci, ice_txrx_lib.h 78-92).  Ints or
+    arrays in, uint64 arrays out."""
+    ring_vlan_proto, status_error0, l2tag1, status_error1, l2tag2_2nd = _u64s(
+        ring_vlan_proto, status_error0, l2tag1, status_error1, l2tag2_2nd)
+    tci = np.where(status_error0 & np.uint64(ICE_RX_FLEX_DESC_STATUS0_L2TAG1P), l2tag1,
+                   np.where(status_error1 & np.uint64(ICE_RX_FLEX_DESC_STATUS1_L2TAG2P), l2tag2_2nd, np.uint64(0)))
+    ok = (ring_vlan_proto != 0) & (tci != 0)
+    return np.where(ok, np.uint64(0), np.uint64(ENODATA_U64)), ring_vlan_proto, tci
+
+
+_DESC_FIELDS = ("rxdid", "rss_hash", "ptype_flex_flags0", "status_error0", "l2tag1", "status_error1", "l2tag2_2nd")
+
+
+def _desc_fields(read, desc):  # type: ignore[no-untyped-def]
+    """The descriptor's fields the two ops read, through ``read(addr, size)``."""
+    return {f: read(desc + ICE_RX_FLEX_DESC.offsetof(f), ICE_RX_FLEX_DESC.sizeof(f)) for f in _DESC_FIELDS}
+
+
+def _xmo_rx_hash(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+    d = _desc_fields(cctx.read, cctx.read(r1 + ICE_XDP_BUFF.offsetof("rx_desc"), 8))
+    ret, h, t = (int(x[0]) for x in rx_hash_rule(d["rxdid"], d["rss_hash"], d["ptype_flex_flags0"]))
+    cctx.write(r2, 4, h)
+    cctx.write(r3, 4, t)
+    return ret
+
+
+def _xmo_rx_vlan_tag(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+    d = _desc_fields(cctx.read, cctx.read(r1 + ICE_XDP_BUFF.offsetof("rx_desc"), 8))
+    ring = cctx.read(r1 + ICE_XDP_BUFF.offsetof("rx_ring"), 8)
+    proto = cctx.read(ring + ICE_RX_RING_CTX.offsetof("vlan_proto"), 2)
+    ret, proto, tci = (int(x[0]) for x in rx_vlan_tag_rule(proto, d["status_error0"], d["l2tag1"],
+                                                             d["status_error1"], d["l2tag2_2nd"]))
+    if proto:
+        cctx.write(r2, 2, proto)
+    if not ret:
+        cctx.write(r3, 2, tci)
+    return ret
+
+
+def _lane_reads(st, lanes, base, fields):  # type: ignore[no-untyped-def]
+    """Vector reads of descriptor fields: ({field: values}, ok)."""
+    ok = np.ones(len(lanes), bool)
+    out = {}
+    for f in fields:
+        v, good = st.helper_read(lanes, base + U64(ICE_RX_FLEX_DESC.offsetof(f)), ICE_RX_FLEX_DESC.sizeof(f))
+        out[f], ok = v, ok & good
+    return out, ok
+
+
+def _rx_hash_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+    """:func:`_xmo_rx_hash` for many lanes (the same rule); lanes it cannot serve run the
+    scalar routine, which fails exactly as on the scalar machine."""
+    desc, ok = st.helper_read(lanes, args[0] + U64(ICE_XDP_BUFF.offsetof("rx_desc")), 8)
+    d, ok2 = _lane_reads(st, lanes, desc, ("rxdid", "rss_hash", "ptype_flex_flags0"))
+    ret, h, t = rx_hash_rule(d["rxdid"], d["rss_hash"], d["ptype_flex_flags0"])
+    g = np.nonzero(ok & ok2)[0]
+    done = np.zeros(len(lanes), bool)
+    done[g] = st.helper_write(lanes[g], args[1][g], 4, h[g])
+    g = np.nonzero(done)[0]
+    done[g] = st.helper_write(lanes[g], args[2][g], 4, t[g])
+    out = ret.astype(U64)
+    rest = np.nonzero(~done)[0]
+    if len(rest):
+        out[rest] = st.call_scalar(lanes[rest], [a[rest] for a in args])
+    return out
+
+
+def _rx_vlan_tag_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+    """:func:`_xmo_rx_vlan_tag` for many lanes (the same rule)."""
+    desc, ok = st.helper_read(lanes, args[0] + U64(ICE_XDP_BUFF.offsetof("rx_desc")), 8)
+    ring, ok1 = st.helper_read(lanes, args[0] + U64(ICE_XDP_BUFF.offsetof("rx_ring")), 8)
+    proto, ok2 = st.helper_read(lanes, ring + U64(ICE_RX_RING_CTX.offsetof("vlan_proto")), 2)
+    d, ok3 = _lane_reads(st, lanes, desc, ("status_error0", "l2tag1", "status_error1", "l2tag2_2nd"))
+    ret, proto, tci = rx_vlan_tag_rule(proto, d["status_error0"], d["l2tag1"], d["status_error1"], d["l2tag2_2nd"])
+    done = ok & ok1 & ok2 & ok3
+    w = np.nonzero(done & (proto != 0))[0]
+    done[w] = st.helper_write(lanes[w], args[1][w], 2, proto[w])
+    w = np.nonzero(done & (ret == 0))[0]
+    done[w] = st.helper_write(lanes[w], args[2][w], 2, tci[w])
+    out = ret.astype(U64)
+    rest = np.nonzero(~done)[0]
+    if len(rest):
+        out[rest] = st.call_scalar(lanes[rest], [a[rest] for a in args])
+    return out
+
+
+def ice_rx_hash(desc: bytes) -> tuple[int, int, int]:
+    """``ice_xdp_rx_hash`` on one descriptor's bytes: (ret, hash, rss_type); ret 0 or -ENODATA."""
+    row = np.frombuffer(bytes(desc[:DESC_SIZE]), np.uint8).reshape(1, DESC_SIZE)
+    ret, h, t = (int(x[0]) for x in rx_hash_rule(*(get_field(row, ICE_RX_FLEX_DESC, f)
+                                                  for f in ("rxdid", "rss_hash", "ptype_flex_flags0"))))
+    return (-ENODATA if ret else 0), h, t
+
+
+def _rx_hw_ts_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+    """``ice_xdp_rx_hw_ts`` (:func:`_xmo_rx_timestamp`) for many lanes, on the same
+    :func:`rx_hwtstamp` rule; lanes with a NULL ring/descriptor or an unmapped address run the
+    scalar routine."""
+    ring, ok = st.helper_read(lanes, args[0] + U64(ICE_XDP_BUFF.offsetof("rx_ring")), 8)
+    desc, ok1 = st.helper_read(lanes, args[0] + U64(ICE_XDP_BUFF.offsetof("rx_desc")), 8)
+    cached, ok2 = st.helper_read(lanes, ring + U64(ICE_RX_RING.offsetof("cached_phctime")), 8)
+    low, ok3 = st.helper_read(lanes, desc + U64(ICE_RX_FLEX_DESC.offsetof("time_stamp_low")), 1)
+    high, ok4 = st.helper_read(lanes, desc + U64(ICE_RX_FLEX_DESC.offsetof("ts_high")), 4)
+    ts = rx_hwtstamp(cached, low, high)
+    done = ok & ok1 & ok2 & ok3 & ok4 & (ring != 0) & (desc != 0)
+    w = np.nonzero(done & (ts != 0))[0]
+    done[w] = st.helper_write(lanes[w], args[1][w], 8, ts[w])
+    out = np.where(ts != 0, U64(0), U64(ENODATA_U64))
+    rest = np.nonzero(~done)[0]
+    if len(rest):
+        out[rest] = st.call_scalar(lanes[rest], [a[rest] for a in args])
+    return out
+
+
+# MODEL op counts from reading the routines.
+COST_HASH = OpCost(insns={"ldx": 4, "alu64": 6, "jmp": 3, "stx": 2}, touches={"wrapper": 1, "descriptor": 2, "stack": 2})
+COST_VLAN = OpCost(insns={"ldx": 5, "alu64": 4, "jmp": 4, "stx": 2},
+                   touches={"wrapper": 2, "ring": 1, "descriptor": 2, "stack": 2})
+
+
+class IceFields(Ice):
+    """ice with the merged design's rx_hash / rx_vlan_tag ops (the registry's ``ice``)."""
+
+    merged_ops = ICE_MERGED_OPS
+
+    def other_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
+        if kfunc.field == "rx_hash":
+            return KernelFunction("ice_xdp_rx_hash", _xmo_rx_hash, cost=COST_HASH, lanes=_rx_hash_lanes)
+        if kfunc.field == "rx_vlan_tag":
+            return KernelFunction("ice_xdp_rx_vlan_tag", _xmo_rx_vlan_tag, cost=COST_VLAN, lanes=_rx_vlan_tag_lanes)
+        return None
+
+    def rss_type_of(self, flow: Any) -> int | None:
+        return ICE_PTYPE_HASH_TYPE[ice_ptype(flow)]
+
+    def unroll_field(self, ctx: UnrollContext, kfunc: KfuncSpec, patch: BpfPatch) -> None:
+        _ice_unroll_field(ctx, kfunc, patch)
+
+    def timestamp_routine(self, *, status: bool) -> KernelFunction:
+        """As :class:`Ice`'s, with a lane form for the merged routine (the same rule)."""
+        if status:
+            return KernelFunction("ice_xdp_rx_hw_ts", _xmo_rx_timestamp, cost=COST_XMO, lanes=_rx_hw_ts_lanes)
+        return super().timestamp_routine(status=status)
+
+    def receive_meta(self, rx: Any, index: int, flow: Any) -> None:
+        slot = index % rx.hw.ring_size
+        view = np.frombuffer(rx.hw.ring.data, np.uint8)[slot * DESC_SIZE:(slot + 1) * DESC_SIZE].reshape(1, DESC_SIZE)
+        row = view.copy()
+        _put_desc_meta(row, flow)
+        rx.hw.ring.data[slot * DESC_SIZE:(slot + 1) * DESC_SIZE] = row.tobytes()
+        rx.mem.write(rx.hw.rx_ring, ICE_RX_RING_CTX, "vlan_proto", _ring_vlan_proto(flow))
+
+    def receive_meta_lanes(self, queue: Any, flow: Any) -> None:
+        regions = {r.name: r for r in queue.space.regions}
+        _put_desc_meta(regions["ice descriptor"].data, flow)
+        put_field(regions["ice_rx_ring"].data, ICE_RX_RING_CTX, "vlan_proto", _ring_vlan_proto(flow))
+
+
+# RFC v2's pattern extended to the fields (MODEL, issue 16): ice unrolls both, with loads only.
+def emit_rx_hash(patch: BpfPatch) -> None:
+    """by-value rx_hash: ``rxdid == ICE_RXDID_FLEX_NIC ? le32 rss_hash @12 : 0`` (R0, R3, R4)."""
+    r0, r3, r4 = B.BPF_REG_0, B.BPF_REG_3, B.BPF_REG_4
+    patch.append(B.BPF_MOV64_IMM(r0, 0),
+                 B.BPF_LDX_MEM(op.BPF_DW, r4, B.BPF_REG_1, ICE_XDP_BUFF.offsetof("rx_desc")))
+    patch.append_jump(B.BPF_JMP_IMM(op.BPF_JEQ, r4, 0, 0), to="end")
+    patch.append(B.BPF_LDX_MEM(op.BPF_B, r3, r4, ICE_RX_FLEX_DESC.offsetof("rxdid")))
+    patch.append_jump(B.BPF_JMP_IMM(op.BPF_JNE, r3, ICE_RXDID_FLEX_NIC, 0), to="end")
+    patch.append(B.BPF_LDX_MEM(op.BPF_W, r0, r4, ICE_RX_FLEX_DESC.offsetof("rss_hash")))
+
+
+def emit_rx_vlan_tag(patch: BpfPatch) -> None:
+    """by-value rx_vlan_tag: the ring's vlan_proto (0: stripping off) and, if L2TAG1P, l2tag1
+    (0: none), as ``proto | tci << 16`` (R0, R3-R5).  MODEL: the l2tag2 path of
+    ice_get_vlan_tci is left out (our descriptors never set L2TAG2P)."""
+    r0, r3, r4, r5 = B.BPF_REG_0, B.BPF_REG_3, B.BPF_REG_4, B.BPF_REG_5
+    patch.append(B.BPF_MOV64_IMM(r0, 0),
+                 B.BPF_LDX_MEM(op.BPF_DW, r5, B.BPF_REG_1, ICE_XDP_BUFF.offsetof("rx_ring")))
+    patch.append_jump(B.BPF_JMP_IMM(op.BPF_JEQ, r5, 0, 0), to="end")
+    patch.append(B.BPF_LDX_MEM(op.BPF_H, r3, r5, ICE_RX_RING_CTX.offsetof("vlan_proto")))
+    patch.append_jump(B.BPF_JMP_IMM(op.BPF_JEQ, r3, 0, 0), to="end")
+    patch.append(B.BPF_LDX_MEM(op.BPF_DW, r4, B.BPF_REG_1, ICE_XDP_BUFF.offsetof("rx_desc")))
+    patch.append_jump(B.BPF_JMP_IMM(op.BPF_JEQ, r4, 0, 0), to="end")
+    patch.append(B.BPF_LDX_MEM(op.BPF_H, r5, r4, ICE_RX_FLEX_DESC.offsetof("status_error0")),
+                 B.BPF_ALU64_IMM(op.BPF_AND, r5, ICE_RX_FLEX_DESC_STATUS0_L2TAG1P))
+    patch.append_jump(B.BPF_JMP_IMM(op.BPF_JEQ, r5, 0, 0), to="end")
+    patch.append(B.BPF_LDX_MEM(op.BPF_H, r5, r4, ICE_RX_FLEX_DESC.offsetof("l2tag1")))
+    patch.append_jump(B.BPF_JMP_IMM(op.BPF_JEQ, r5, 0, 0), to="end")
+    patch.append(B.BPF_ALU64_IMM(op.BPF_LSH, r5, 16),
+                 B.BPF_MOV64_REG(r0, r3),
+                 B.BPF_ALU64_REG(op.BPF_OR, r0, r5))
+
+
+def _ice_unroll_field(ctx: UnrollContext, kfunc: KfuncSpec, patch: BpfPatch) -> None:
+    if kfunc.enum.endswith("_SUPPORTED"):
+        patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 1))
+    elif kfunc.field == "rx_hash":
+        emit_rx_hash(patch)
+    elif kfunc.field == "rx_vlan_tag":
+        emit_rx_vlan_tag(patch)
+

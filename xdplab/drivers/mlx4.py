@@ -10,14 +10,18 @@ Facts (kernel-facts §6.3):
   ``timecounter_cyc2time(&mdev->clock, ts)``; mask 48 bits, shift = ``freq_to_shift``, mult =
   ``clocksource_khz2mult``; the overflow check (timecounter_read) runs every 5 s;
 - ``struct mlx4_xdp_buff { struct xdp_buff xdp; struct mlx4_cqe *cqe; struct mlx4_en_dev
-  *mdev; u64 r0; }`` (11/14): cqe 56, mdev 64, r0 72; cqe and mdev are set only when the
-  ring's hwtstamp_rx_filter is HWTSTAMP_FILTER_ALL;
+  *mdev; u64 r0; }`` (11/14 adds the bare wrapper, 12/14 its fields): cqe 56, mdev 64, r0 72;
+  cqe and mdev are set only when the ring's hwtstamp_rx_filter is HWTSTAMP_FILTER_ALL
+  (12-mxl4-...patch:103-106);
 - the unroll (12/14) is ``xdp_kfunc_call_preserving_r1(patch, offsetof(r0),
   mxl4_xdp_rx_timestamp)`` ("mxl4" sic): not unrollable because of the seqlock.
 
-``rfc-v2-posted`` (READING): the wrapper is a non-zeroed stack variable, so with the filter
-not ALL the helper dereferences a stale ``cqe`` (the previous packet's) without a check, or a
-garbage one; ``fixed`` checks for NULL and the lab zeroes the wrapper per packet.
+``rfc-v2-posted``: ``mxbuf`` is a local of ``mlx4_en_process_rx_cq`` declared once per NAPI
+poll and never initialised (11-mlx4-...patch:46); within a poll it keeps the previous packet's
+``cqe``/``mdev``, on a poll's first packet they are indeterminate (MODEL: the lab keeps the
+previous packet's values across the whole run).  With the filter not ALL the posted helper
+dereferences them without a check.  ``fixed`` checks for NULL and zeroes the wrapper per
+packet, as PATCH v3 did (it zero-initialised mxbuf after Tariq's review).
 """
 from __future__ import annotations
 
@@ -28,12 +32,16 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..bpf import builders as B
+from ..bpf import opcodes as bop
 from ..bpf.lanes import LaneState
 from ..bpf.patch import BpfPatch
 from ..clocks import (Refresher, Timecounter, clocksource_khz2mult, cyclecounter_mask, mlx4_freq_to_shift,
                       timecounter_cyc2time, u64_rule)
 from ..kernel import errno_ret
 from ..kernel.driver import Driver, RxSettings, UnrollContext, wrapper_layout
+from ..kernel.kfuncs import (XDP_RSS_L3_DYNHDR, XDP_RSS_L3_IPV4, XDP_RSS_L3_IPV6, XDP_RSS_L4_TCP, XDP_RSS_L4_UDP,
+                             KfuncSpec)
 from ..kernel.structs import KernelMemory, StructLayout, get_field, layout, put_field
 from ..kernel.symbols import KernelFunction, OpCost
 from ..kernel.uapi import ENODATA
@@ -59,7 +67,7 @@ MLX4_EN_DEV = layout("mlx4_en_dev", 728, "drivers/net/ethernet/mellanox/mlx4/mlx
                      cc_mask=(440, 8), cc_mult=(448, 4), cc_shift=(452, 4), clock_seq=(456, 4),
                      tc_cycle_last=(472, 8), tc_nsec=(480, 8), tc_frac=(496, 8))
 
-MLX4_XDP_BUFF = wrapper_layout("mlx4_xdp_buff", 80, "RFC v2 11/14 drivers/net/ethernet/mellanox/mlx4/en_rx.c",
+MLX4_XDP_BUFF = wrapper_layout("mlx4_xdp_buff", 80, "RFC v2 11/14 + 12/14 drivers/net/ethernet/mellanox/mlx4/en_rx.c",
                                cqe=(56, 8), mdev=(64, 8), r0=(72, 8))
 MASK48 = cyclecounter_mask(48)
 
@@ -87,8 +95,15 @@ def get_cqe_ts(cqe: bytes) -> int:
 
 def make_cqes(cycles: Any, *, byte_cnt: Any = 64, rss_hash: Any = 0) -> np.ndarray:
     """CQEs as the hardware writes them for frames captured at ``cycles`` (48-bit): an
-    ``(n, 32)`` uint8 array, fields big-endian as in ``struct mlx4_ts_cqe``."""
+    ``(n, 32)`` uint8 array, fields big-endian as in ``struct mlx4_ts_cqe``.
+
+    MODEL: when the low 16 bits are 0 the hardware's ``timestamp_hi`` does not yet carry the
+    rollover (hi is one less), which is what ``mlx4_en_get_cqe_ts``'s ``+ !lo`` fix-up
+    (en_clock.c@6.1.192:56) corrects; the hardware reason is UNCONFIRMED (kernel-facts §6.3),
+    but any other reading would make the driver's own fix-up report those stamps 2^16 cycles
+    late."""
     c = np.asarray(cycles, np.uint64)
+    c = np.where((c & U64(0xFFFF)) == 0, c - U64(1 << 16), c)     # hi lags the carry at lo == 0
     rows = np.zeros((max(np.size(c), np.size(byte_cnt), np.size(rss_hash)), CQE_SIZE), np.uint8)
     put_field(rows, MLX4_TS_CQE, "immed_rss_invalid", np.asarray(rss_hash, np.uint64) & U64(0xFFFFFFFF), "big")
     put_field(rows, MLX4_TS_CQE, "timestamp_hi", (c >> U64(16)) & U64(0xFFFFFFFF), "big")
@@ -432,3 +447,114 @@ class _Row:
     def __init__(self, row: np.ndarray) -> None:
         self.data = memoryview(row)
 
+
+
+# =================================================================== metadata fields (issue 16)
+# mlx4_en_xdp_rx_hash (6.3; [D73] en_rx.c 655-682, kernel-facts-fields §2.2): the hash is the
+# CQE's immed_rss_invalid (be32 @4), the type from the status bits (be16 @16) and
+# ipv6_ext_mask (@18): MLX4_CQE_STATUS_* at include/linux/mlx4/cq.h@6.1.192:123-131.  mlx4 never
+# sets XDP_RSS_L4 (IPv4/TCP is 0x011).  No VLAN op: rx_vlan_tag is -EOPNOTSUPP.
+MLX4_CQE_STATUS_IPV4 = 1 << 6
+MLX4_CQE_STATUS_IPV4F = 1 << 7
+MLX4_CQE_STATUS_IPV6 = 1 << 8
+MLX4_CQE_STATUS_TCP = 1 << 10
+MLX4_CQE_STATUS_UDP = 1 << 11
+MLX4_MERGED_OPS = MappingProxyType({"rx_timestamp": (6, 3), "rx_hash": (6, 3)})
+
+
+def mlx4_cqe_status(flow: Any) -> int:
+    """The status bits the HCA sets for ``flow``'s frame (MODEL: the parser's classes)."""
+    s = {"ipv4": MLX4_CQE_STATUS_IPV4, "ipv6": MLX4_CQE_STATUS_IPV6}.get(flow.l3, 0)
+    if flow.l3:
+        s |= {"tcp": MLX4_CQE_STATUS_TCP, "udp": MLX4_CQE_STATUS_UDP}.get(flow.l4, 0)
+    return s
+
+
+@u64_rule
+def mlx4_rss_type(status: Any, ipv6_ext_mask: Any) -> Any:
+    """The type derivation of ``mlx4_en_xdp_rx_hash`` on the CQE's status (CPU order) and
+    ipv6_ext_mask.  Ints or arrays."""
+    u = np.uint64
+    xht = np.where(status & u(MLX4_CQE_STATUS_TCP), u(XDP_RSS_L4_TCP),
+                   np.where(status & u(MLX4_CQE_STATUS_UDP), u(XDP_RSS_L4_UDP), u(0)))
+    xht = xht | np.where(status & u(MLX4_CQE_STATUS_IPV4 | MLX4_CQE_STATUS_IPV4F), u(XDP_RSS_L3_IPV4), u(0))
+    v6 = (status & u(MLX4_CQE_STATUS_IPV6)) != 0
+    return xht | np.where(v6, u(XDP_RSS_L3_IPV6) | np.where(ipv6_ext_mask != 0, u(XDP_RSS_L3_DYNHDR), u(0)), u(0))
+
+
+def _xmo_rx_hash(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+    """mlx4_en_xdp_rx_hash.  MODEL: our wrapper (the RFC era's) sets cqe only with
+    HWTSTAMP_FILTER_ALL; 6.3's always sets it, so a NULL cqe here is reported -ENODATA."""
+    cqe = cctx.read(r1 + MLX4_XDP_BUFF.offsetof("cqe"), 8)
+    if not cqe:
+        return errno_ret(ENODATA)
+    row = np.frombuffer(cctx.read_bytes(cqe, CQE_SIZE), np.uint8).reshape(1, CQE_SIZE)
+    cctx.write(r2, 4, int(get_field(row, MLX4_TS_CQE, "immed_rss_invalid", "big")[0]))
+    cctx.write(r3, 4, int(mlx4_rss_type(get_field(row, MLX4_TS_CQE, "status", "big"),
+                                        get_field(row, MLX4_TS_CQE, "ipv6_ext_mask"))[0]))
+    return 0
+
+
+def _rx_hash_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+    """:func:`_xmo_rx_hash` for many lanes (the same fields and :func:`mlx4_rss_type`)."""
+    cqe, ok = st.helper_read(lanes, args[0] + U64(MLX4_XDP_BUFF.offsetof("cqe")), 8)
+    vals = {}
+    for f in ("immed_rss_invalid", "status", "ipv6_ext_mask"):
+        v, good = st.helper_read(lanes, cqe + U64(MLX4_TS_CQE.offsetof(f)), MLX4_TS_CQE.sizeof(f))
+        vals[f], ok = v, ok & good
+    done = ok & (cqe != 0)
+    w = np.nonzero(done)[0]
+    done[w] = st.helper_write(lanes[w], args[1][w], 4, _bswap(vals["immed_rss_invalid"][w], 4))
+    w = np.nonzero(done)[0]
+    done[w] = st.helper_write(lanes[w], args[2][w], 4,
+                              mlx4_rss_type(_bswap(vals["status"][w], 2), vals["ipv6_ext_mask"][w]))
+    out = np.zeros(len(lanes), U64)
+    rest = np.nonzero(~done)[0]
+    if len(rest):
+        out[rest] = st.call_scalar(lanes[rest], [a[rest] for a in args])
+    return out
+
+
+COST_HASH = OpCost(insns={"ldx": 4, "alu64": 10, "jmp": 5, "stx": 2}, touches={"wrapper": 1, "descriptor": 3, "stack": 2})
+
+
+def _put_cqe_meta(rows: np.ndarray, flow: Any) -> None:
+    put_field(rows, MLX4_TS_CQE, "immed_rss_invalid", flow.rss_hash, "big")
+    put_field(rows, MLX4_TS_CQE, "status", mlx4_cqe_status(flow), "big")
+    put_field(rows, MLX4_TS_CQE, "ipv6_ext_mask", 1 if flow.ipv6_ext else 0)
+
+
+class Mlx4Fields(Mlx4):
+    """mlx4 with the merged design's rx_hash op (the registry's ``mlx4``)."""
+
+    merged_ops = MLX4_MERGED_OPS
+
+    def other_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
+        if kfunc.field == "rx_hash":
+            return KernelFunction("mlx4_en_xdp_rx_hash", _xmo_rx_hash, cost=COST_HASH, lanes=_rx_hash_lanes)
+        return None
+
+    def rss_type_of(self, flow: Any) -> int | None:
+        return int(mlx4_rss_type(mlx4_cqe_status(flow), int(flow.ipv6_ext)))
+
+    def unroll_field(self, ctx: UnrollContext, kfunc: KfuncSpec, patch: BpfPatch) -> None:
+        """RFC pattern, MODEL: the hash is one big-endian load from the CQE, so mlx4 can
+        unroll it (``cqe ? be32(cqe->immed_rss_invalid) : 0``; R0, R4); no VLAN."""
+        if kfunc.enum == "XDP_METADATA_KFUNC_RX_HASH_SUPPORTED":
+            patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 1))
+        elif kfunc.enum == "XDP_METADATA_KFUNC_RX_HASH":
+            patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 0),
+                         B.BPF_LDX_MEM(bop.BPF_DW, B.BPF_REG_4, B.BPF_REG_1, MLX4_XDP_BUFF.offsetof("cqe")))
+            patch.append_jump(B.BPF_JMP_IMM(bop.BPF_JEQ, B.BPF_REG_4, 0, 0), to="end")
+            patch.append(B.BPF_LDX_MEM(bop.BPF_W, B.BPF_REG_0, B.BPF_REG_4, MLX4_TS_CQE.offsetof("immed_rss_invalid")),
+                         B.BPF_ENDIAN(bop.BPF_TO_BE, B.BPF_REG_0, 32))
+
+    def receive_meta(self, rx: Any, index: int, flow: Any) -> None:
+        slot = index % rx.hw.ncqe
+        row = np.frombuffer(bytes(rx.hw.cqes.data[slot * CQE_SIZE:(slot + 1) * CQE_SIZE]), np.uint8).reshape(1, -1).copy()
+        _put_cqe_meta(row, flow)
+        rx.hw.cqes.data[slot * CQE_SIZE:(slot + 1) * CQE_SIZE] = row.tobytes()
+
+    def receive_meta_lanes(self, queue: Any, flow: Any) -> None:
+        regions = {r.name: r for r in queue.space.regions}
+        _put_cqe_meta(regions["mlx4 CQE"].data, flow)

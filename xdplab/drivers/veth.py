@@ -1,6 +1,7 @@
 """veth: the RFC's software example (RFC v2 patches 03/14 and 04/14).
 
-- ``struct veth_xdp_buff { struct xdp_buff xdp; struct sk_buff *skb; }`` (03/14): ``skb`` at
+- ``struct veth_xdp_buff { struct xdp_buff xdp; struct sk_buff *skb; }`` (03/14 adds the bare
+  wrapper, 04/14 the ``skb`` field): ``skb`` at
   56 (confirmed by the PATCH v1 disassembly ``r5 = *(u64 *)(r1 +56)``), NULL on the
   xdp_frame path (veth_xdp_rcv_one), the skb on the skb path (veth_xdp_rcv_skb).
 - 04/14 stamps every skb-path packet with ``__net_timestamp(skb)`` (CLOCK_REALTIME, taken in
@@ -33,7 +34,7 @@ from ..kernel.uapi import ENODATA
 
 REALTIME_2022 = 1_669_500_000_000_000_000   # CLOCK_REALTIME around the RFC (MODEL: any epoch works)
 
-VETH_XDP_BUFF = wrapper_layout("veth_xdp_buff", 64, "RFC v2 03/14 drivers/net/veth.c", skb=(56, 8))
+VETH_XDP_BUFF = wrapper_layout("veth_xdp_buff", 64, "RFC v2 03/14 + 04/14 drivers/net/veth.c", skb=(56, 8))
 
 # What the merged veth callbacks read beyond skb->tstamp.  MODEL offsets: these live in
 # struct sk_buff / skb_shared_info at config-dependent places; only their meaning matters.
@@ -167,3 +168,92 @@ class VethLaneRx:
             return stamp, np.zeros(len(t), np.uint64)
         put_field(q.wrapper.data, VETH_XDP_BUFF, "skb", s.base)
         return stamp, stamp
+
+
+# =================================================================== metadata fields (issue 16)
+# veth's ops ([D73] drivers/net/veth.c 1668-1710, 1733-1737; kernel-facts-fields §2.5): ts and
+# hash since 6.3, vlan since 6.8.  All read the skb (veth_xdp_buff.skb; NULL on the xdp_frame
+# path -> -ENODATA).  rx_vlan_tag: __vlan_hwaccel_get_tag (present iff skb->vlan_all != 0,
+# include/linux/if_vlan.h), vlan_proto as stored (network order).
+# MODEL: skb->hash is the flow's Toeplitz hash with l4_hash set for TCP/UDP; the kernel's
+# skb_get_hash computes a flow-dissector hash with a boot-random key (not reproducible), with
+# l4_hash set when the keys have ports; only its presence and type rule matter here.
+SKB_META_MODEL = layout("sk_buff (model, metadata fields)", 232, "MODEL offsets for skb->hash, l4_hash, "
+                        "hwtstamp, vlan_proto/vlan_tci (vlan_all)", tstamp=(32, 8), hash=(0x94, 4),
+                        l4_hash=(0x98, 1), hwtstamp=(0xA0, 8), vlan_proto=(0xA8, 2), vlan_tci=(0xAA, 2))
+VETH_MERGED_OPS = MappingProxyType({"rx_timestamp": (6, 3), "rx_hash": (6, 3), "rx_vlan_tag": (6, 8)})
+
+
+def _xmo_rx_vlan_tag(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+    """veth_xdp_rx_vlan_tag: no skb or no hw-accel tag -> -ENODATA."""
+    skb = _skb_of(cctx, r1)
+    if not skb:
+        return errno_ret(ENODATA)
+    proto = cctx.read(skb + SKB_META_MODEL.offsetof("vlan_proto"), 2)
+    tci = cctx.read(skb + SKB_META_MODEL.offsetof("vlan_tci"), 2)
+    if not (proto or tci):                      # !skb_vlan_tag_present: tci = 0, -ENODATA
+        cctx.write(r3, 2, 0)
+        return errno_ret(ENODATA)
+    cctx.write(r3, 2, tci)
+    cctx.write(r2, 2, proto)
+    return 0
+
+
+COST_VLAN = OpCost(insns={"ldx": 3, "jmp": 3, "alu64": 2, "stx": 2}, touches={"wrapper": 1, "skb": 2, "stack": 2})
+
+
+def _skb_meta_values(flow: Any) -> dict[str, int]:
+    proto, tci = flow.reported_tag
+    return {"hash": flow.rss_hash, "l4_hash": 1 if flow.l4 in ("tcp", "udp") else 0,
+            "vlan_proto": int.from_bytes(proto.to_bytes(2, "big"), "little"), "vlan_tci": tci}
+
+
+class VethFields(Veth):
+    """veth with the merged design's ops as each release had them (the registry's ``veth``)."""
+
+    merged_ops = VETH_MERGED_OPS
+
+    def __init__(self, xdp_frame: bool = False) -> None:
+        """``xdp_frame=True``: frames arrive on the xdp_frame path (ndo_xdp_xmit / a redirected
+        frame, veth.c [D73] 656: ``vxbuf.skb = NULL``), so every op returns -ENODATA."""
+        self.xdp_frame = xdp_frame
+
+    def rx_path(self, mem: KernelMemory, settings: RxSettings) -> "VethRx":
+        return VethRx(mem, self.clock(settings), settings.variant, xdp_frame=self.xdp_frame)
+
+    def lane_rx(self, settings: RxSettings) -> "VethLaneRx":
+        return VethLaneRx(self.clock(settings), xdp_frame=self.xdp_frame)
+
+    def other_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
+        if kfunc.returns == "status" and kfunc.field == "rx_vlan_tag":
+            return KernelFunction("veth_xdp_rx_vlan_tag", _xmo_rx_vlan_tag, cost=COST_VLAN)
+        return super().other_routine(kfunc)
+
+    def rss_type_of(self, flow: Any) -> int | None:
+        return XDP_RSS_TYPE_L4_ANY if _skb_meta_values(flow)["l4_hash"] else XDP_RSS_TYPE_NONE
+
+    def unroll_field(self, ctx: UnrollContext, kfunc: KfuncSpec, patch: BpfPatch) -> None:
+        """RFC pattern, MODEL: both fields are one skb load, as the timestamp is (03/14):
+        ``skb ? skb->hash : 0`` and ``skb ? vlan_all : 0`` (proto | tci << 16; R0, R5)."""
+        if kfunc.enum.endswith("_SUPPORTED"):
+            patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 1))
+            return
+        where = SKB_META_MODEL.offsetof("hash" if kfunc.field == "rx_hash" else "vlan_proto")
+        patch.append(
+            B.BPF_LDX_MEM(op.BPF_DW, B.BPF_REG_5, B.BPF_REG_1, VETH_XDP_BUFF.offsetof("skb")),
+            B.BPF_JMP_IMM(op.BPF_JNE, B.BPF_REG_5, 0, 2),
+            B.BPF_MOV64_IMM(B.BPF_REG_0, 0),
+            B.BPF_JMP_A(1),
+            B.BPF_LDX_MEM(op.BPF_W, B.BPF_REG_0, B.BPF_REG_5, where),
+        )
+
+    def receive_meta(self, rx: Any, index: int, flow: Any) -> None:
+        for name, v in _skb_meta_values(flow).items():
+            rx.mem.write(rx.skb, SKB_META_MODEL, name, v)
+
+    def receive_meta_lanes(self, queue: Any, flow: Any) -> None:
+        skb = next(r for r in queue.space.regions if r.name == "sk_buff")
+        for name, v in _skb_meta_values(flow).items():
+            f = SKB_META_MODEL.fields[name]
+            at = f.offset - skb.stored_from
+            skb.data[:, at:at + f.size] = np.frombuffer(v.to_bytes(f.size, "little"), np.uint8)

@@ -12,6 +12,7 @@ metadata at ``addr - METADATA_SIZE``, as the selftest reads it ("oh boy, this se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 XSK_UMEM__DEFAULT_FRAME_SIZE = 4096
 XDP_PACKET_HEADROOM = 256   # include/uapi/linux/bpf.h
@@ -25,14 +26,18 @@ class XdpDesc:
     options: int = 0
 
 
+_E = TypeVar("_E")
+
+
 @dataclass
-class Ring:
-    """An SPSC ring with free-running u32 producer/consumer indices."""
+class Ring(Generic[_E]):
+    """An SPSC ring with free-running u32 producer/consumer indices; entries of type ``_E``
+    (the fill ring carries UMEM addresses, the RX ring ``XdpDesc``)."""
 
     size: int
     producer: int = 0
     consumer: int = 0
-    entries: list[object] = field(default_factory=list)
+    entries: list[_E | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.size <= 0 or self.size & (self.size - 1):
@@ -45,14 +50,14 @@ class Ring:
     def free(self) -> int:
         return self.size - self.count()
 
-    def produce(self, entry: object) -> bool:
+    def produce(self, entry: _E) -> bool:
         if self.free() == 0:
             return False
         self.entries[self.producer & (self.size - 1)] = entry
         self.producer = (self.producer + 1) & U32
         return True
 
-    def consume(self) -> object | None:
+    def consume(self) -> _E | None:
         if self.count() == 0:
             return None
         entry = self.entries[self.consumer & (self.size - 1)]
@@ -83,8 +88,8 @@ class XskSocket:
     """One AF_XDP socket bound to a queue: its UMEM, fill ring and RX ring, and counters."""
 
     umem: Umem
-    fill: Ring
-    rx: Ring
+    fill: Ring[int]
+    rx: Ring[XdpDesc]
     rx_dropped: int = 0
     rx_fill_ring_empty: int = 0
 
@@ -107,7 +112,6 @@ class XskSocket:
         if addr is None:
             self.rx_fill_ring_empty += 1
             return "AF_XDP fill ring empty"
-        assert isinstance(addr, int)
         data_addr = addr + self.umem.headroom + XDP_PACKET_HEADROOM
         start = data_addr - len(meta)
         self.umem.area[start:data_addr] = meta
@@ -129,7 +133,6 @@ def xsk_consume(sock: XskSocket, metadata_size: int) -> Received | None:
     desc = sock.rx.consume()
     if desc is None:
         return None
-    assert isinstance(desc, XdpDesc)
     meta = sock.umem.read(desc.addr - metadata_size, metadata_size) if metadata_size else b""
     out = Received(desc, sock.umem.read(desc.addr, desc.len), meta)
     frame = (desc.addr // sock.umem.frame_size) * sock.umem.frame_size

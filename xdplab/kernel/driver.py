@@ -16,8 +16,9 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from ..bpf import builders as B
+from ..bpf.machine import CallContext
 from ..bpf.patch import BpfPatch
-from .kfuncs import KfuncSpec
+from .kfuncs import FIELD_KFUNC_ENUMS, NEWEST_KERNEL, KfuncSpec
 from .structs import XDP_BUFF, StructLayout, layout
 from .symbols import KernelFunction, OpCost
 
@@ -82,7 +83,7 @@ class LaneRx(Protocol):
 
 def supported_routine(driver_name: str) -> KernelFunction:
     """``*_supported`` as a C routine (the call designs): every RFC v2 driver answers 1."""
-    def fn(ctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+    def fn(ctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         return 1
     return KernelFunction(f"{driver_name}_xdp_rx_timestamp_supported", fn,
                           "returns 1 (every RFC v2 driver unrolls it to r0 = 1)", OpCost(insns={"alu64": 1}))
@@ -112,6 +113,9 @@ class Driver:
 
     def unroll_kfunc(self, ctx: UnrollContext, kfunc: KfuncSpec, patch: BpfPatch) -> None:
         """``ndo_unroll_kfunc``: append the kfunc's inline code to ``patch`` (or nothing)."""
+        if kfunc.enum in FIELD_KFUNC_ENUMS:         # MODEL: the RFC pattern for the other fields
+            self.unroll_field(ctx, kfunc, patch)
+            return
         if not self.supports_rx_timestamp:
             return
         if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
@@ -124,10 +128,20 @@ class Driver:
     def unroll_rx_timestamp(self, ctx: UnrollContext, patch: BpfPatch) -> None:
         """The driver's RX_TIMESTAMP unroll (R0, R2-R5 only, no stack)."""
 
+    def unroll_field(self, ctx: UnrollContext, kfunc: KfuncSpec, patch: BpfPatch) -> None:
+        """RFC v2's pattern extended to rx_hash / rx_vlan_tag (MODEL, issue 16): the
+        ``*_supported`` query and the by-value getter.  Default: nothing (the kernel's
+        default unroll, ``r0 = 0``: not supported, no value)."""
+
     def kfunc_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
-        """The driver's C routine for a kfunc in the call-based designs (rfc-v1, merged)."""
+        """The driver's C routine for a kfunc in the call-based designs (patch-v3, merged).
+        Merged: only the ``xmo_*`` ops the driver had in ``self.kernel`` (:attr:`merged_ops`)."""
         if not self.supports_rx_timestamp:
             return None
+        if kfunc.returns == "status" and kfunc.field is not None and self.merged_ops:
+            since = self.merged_ops.get(kfunc.field)
+            if since is None or self.kernel < since:
+                return None
         if kfunc.enum == "XDP_METADATA_KFUNC_RX_TIMESTAMP_SUPPORTED":
             return supported_routine(self.name)
         if kfunc.field == "rx_timestamp":
@@ -140,6 +154,31 @@ class Driver:
 
     def other_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
         """Routines for the merged design's other fields (rx_hash, rx_vlan_tag)."""
+        return None
+
+    def no_timestamp_note(self, variant: str) -> str | None:
+        """Why this driver's ``variant`` delivers no timestamp at all, when it is by
+        construction (e.g. posted bnxt runs the program on a copy of the xdp_buff); None
+        otherwise.  The run's reason column shows it."""
+        return None
+
+    # ---- metadata fields beyond the timestamp (issue 16) --------------------------------
+    merged_ops: Mapping[str, tuple[int, int]] = MappingProxyType({})
+    """field -> the kernel release whose ``xdp_metadata_ops`` first had the driver's op."""
+    kernel: tuple[int, int] = NEWEST_KERNEL
+    """The kernel release modelled for the merged design (``Lab(kernel=...)``)."""
+
+    def receive_meta(self, rx: "RxPath", index: int, flow: Any) -> None:
+        """Write what the NIC reports for ``flow`` (an :class:`~xdplab.kernel.rxmeta.RxFlow`:
+        RSS hash and class, the stripped VLAN tag) into what ``rx.receive(index, ...)`` just
+        wrote (descriptor bits, skb fields).  Default: a device that reports none."""
+
+    def receive_meta_lanes(self, queue: Any, flow: Any) -> None:
+        """:meth:`receive_meta` for every lane of ``queue`` (all of one flow)."""
+
+    def rss_type_of(self, flow: Any) -> int | None:
+        """The ``enum xdp_rss_hash_type`` this driver's rx_hash op reports for ``flow``
+        (None: it has no hash op)."""
         return None
 
     def struct_pointers(self) -> Mapping[tuple[str, str], StructLayout]:

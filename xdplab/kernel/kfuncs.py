@@ -11,6 +11,7 @@ BTF ids are whatever a kernel build assigns; ours are fixed, distinct numbers (M
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Iterable
 
 # Kfunc flags, include/linux/btf.h (6.1): KF_ACQUIRE 1<<0, KF_RELEASE 1<<1, KF_RET_NULL 1<<2,
@@ -99,7 +100,27 @@ RFC_V2 = KfuncTable("rfc-v2", _specs([
     ("bpf_xdp_metadata_rx_timestamp", 70103, "XDP_METADATA_KFUNC_RX_TIMESTAMP",
      "const __u64 bpf_xdp_metadata_rx_timestamp(const struct xdp_md *ctx)",
      KF_RET_NULL | KF_UNROLL, "rx_timestamp", "value"),
+    # MODEL (issue 16): the RFC had only the timestamp; its pattern extended to the fields the
+    # merged design later offered: a ``*_supported`` query and a by-value getter per field, one
+    # scalar each.  rx_hash returns the u32 hash (the type would need a kfunc of its own);
+    # rx_vlan_tag returns the tag as the merged out-parameters lay it out in memory:
+    # ``__be16 vlan_proto`` in bits 15:0, ``u16 vlan_tci`` in bits 31:16 (0 = none).
+    ("bpf_xdp_metadata_rx_hash_supported", 70104, "XDP_METADATA_KFUNC_RX_HASH_SUPPORTED",
+     "int bpf_xdp_metadata_rx_hash_supported(const struct xdp_md *ctx)",
+     KF_RET_NULL | KF_UNROLL, None, "value"),
+    ("bpf_xdp_metadata_rx_hash", 70105, "XDP_METADATA_KFUNC_RX_HASH",
+     "const __u32 bpf_xdp_metadata_rx_hash(const struct xdp_md *ctx)",
+     KF_RET_NULL | KF_UNROLL, "rx_hash", "value"),
+    ("bpf_xdp_metadata_rx_vlan_tag_supported", 70106, "XDP_METADATA_KFUNC_RX_VLAN_TAG_SUPPORTED",
+     "int bpf_xdp_metadata_rx_vlan_tag_supported(const struct xdp_md *ctx)",
+     KF_RET_NULL | KF_UNROLL, None, "value"),
+    ("bpf_xdp_metadata_rx_vlan_tag", 70107, "XDP_METADATA_KFUNC_RX_VLAN_TAG",
+     "const __u32 bpf_xdp_metadata_rx_vlan_tag(const struct xdp_md *ctx)",
+     KF_RET_NULL | KF_UNROLL, "rx_vlan_tag", "value"),
 ]))
+FIELD_KFUNC_ENUMS = frozenset({"XDP_METADATA_KFUNC_RX_HASH_SUPPORTED", "XDP_METADATA_KFUNC_RX_HASH",
+                               "XDP_METADATA_KFUNC_RX_VLAN_TAG_SUPPORTED", "XDP_METADATA_KFUNC_RX_VLAN_TAG"})
+"""The RFC v2 design's MODEL extension to rx_hash / rx_vlan_tag (``Driver.unroll_field``)."""
 
 MERGED = KfuncTable("merged", _specs([
     ("bpf_xdp_metadata_rx_timestamp", 70201, "XDP_METADATA_KFUNC_RX_TIMESTAMP",
@@ -114,8 +135,14 @@ MERGED = KfuncTable("merged", _specs([
 ]))
 
 # RFC v1 (27 Oct 2022) also rewrote calls at load time; we model the *call* design the
-# issues name "rfc-v1" (kfunc calls into the driver's or the default C routine) with RFC v2's
+# issues name "patch-v3" (kfunc calls into the driver's or the default C routine) with RFC v2's
 # names and by-value results, so the same program runs under both.
-RFC_V1 = KfuncTable("rfc-v1", RFC_V2.specs)
+PATCH_V3 = KfuncTable("patch-v3", RFC_V2.specs[:3])     # the timestamp only, as the RFC had it
 
-TABLES = {"rfc-v2": RFC_V2, "rfc-v1": RFC_V1, "merged": MERGED}
+TABLES = MappingProxyType({"rfc-v2": RFC_V2, "patch-v3": PATCH_V3, "merged": MERGED})
+
+NEWEST_KERNEL = (7, 3)
+"""The newest release the merged design is modelled at (kernel-facts-fields [D73]: Debian
+linux-source-7.3); ``Lab(kernel=...)`` narrows the drivers' ops down to 6.3."""
+MERGED_KFUNC_SINCE = MappingProxyType({"rx_timestamp": (6, 3), "rx_hash": (6, 3), "rx_vlan_tag": (6, 8)})
+"""The release each merged kfunc appeared in (kernel-facts-fields §1.3: rx_vlan_tag inferred 6.8)."""

@@ -16,7 +16,7 @@
    - "rfc-v2": ask the bound driver's ``ndo_unroll_kfunc`` to fill a :class:`BpfPatch`; if it
      appends nothing, append the default ``r0 = 0``; check the patch; splice it in place of
      the call with ``bpf_patch_insn_data`` (branch fix-ups);
-   - "rfc-v1" / "merged": the call stays; its imm becomes ``BPF_CALL_IMM`` of the driver's
+   - "patch-v3" / "merged": the call stays; its imm becomes ``BPF_CALL_IMM`` of the driver's
      routine (merged: ``xdp_metadata_ops``, ``bpf_dev_bound_resolve_kfunc``) or of the generic
      default (RFC: returns 0; merged: -EOPNOTSUPP).
 The RFC never re-verifies unrolled code; we check every patch against the call's contract
@@ -27,39 +27,47 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
+from typing import Mapping, TypedDict
 
 from ..bpf import builders as B
 from ..bpf import opcodes as op
 from ..bpf.errors import BpfVerifyError
 from ..bpf.insn import Insn, Program
-from ..bpf.machine import Env
+from ..bpf.machine import CallContext, Env, HelperFn
 from ..bpf.patch import BpfPatch, HeapOverflow, PatchViolation, check_patch
 from ..bpf.splice import patch_insn_single
 from ..bpf.verify import verify
 from . import errno_ret
 from .boot import Boot
+from .driver import UnrollContext
 from .ctx_rewrite import check_ctx_access, convert_ctx_access, ctx_accesses
 from .kfuncs import TABLES, KfuncSpec, KfuncTable
-from .maps import BpfMap
+from .helpers import helper_call_problem
+from .maps import BpfMap, direct_value_addr
 from .netdev import NetDevice, Netns
 from .provenance import InsnDiff, Origin, bpftool_style, build_diff
 from .symbols import KernelFunction, KernelSymbols, OpCost
 from .uapi import (BPF_F_XDP_HAS_METADATA, BPF_PROG_TYPE_XDP, BPF_XDP, EINVAL, EOPNOTSUPP,
                    HELPER_NAMES, PROG_LOAD_FLAGS)
 from .unroll_helpers import xdp_metadata_export_to_skb
+from .verifier import VerifierResult
+from .verifier import verify as verify_program
 
-DESIGNS = ("rfc-v2", "rfc-v1", "merged")
+DESIGNS = ("rfc-v2", "patch-v3", "merged")
 VARIANTS = ("fixed", "rfc-v2-posted")
 ALLOWED_UNROLL_REGS = frozenset({0, 2, 3, 4, 5})   # RFC v2 06/14: "R0, R2-R5" (R1 kept for export)
 
 
 class LoadError(BpfVerifyError):
-    """BPF_PROG_LOAD failed; ``errno`` is what the syscall would return (positive)."""
+    """BPF_PROG_LOAD failed; ``errno`` is what the syscall would return (positive).
+    ``verifier``: the VerifierResult (kernel message, instruction, log) when the verifier
+    refused the program, else None."""
 
-    def __init__(self, message: str, errno: int = EINVAL, index: int | None = None) -> None:
+    def __init__(self, message: str, errno: int = EINVAL, index: int | None = None,
+                 verifier: VerifierResult | None = None) -> None:
         super().__init__(message, index)
         self.errno = errno
+        self.verifier = verifier
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,7 @@ class LoadedProgram:
     patches: tuple[PatchReport, ...]
     log: tuple[str, ...]
     call_targets: Mapping[int, str] = field(default_factory=dict)   # call imm -> routine name
+    verifier_log: str = ""       # the verifier's log (level 1) for the program as written
 
     def diff(self) -> InsnDiff:
         name = self.device.driver.name if self.device else "unbound"
@@ -136,7 +145,7 @@ class LoadedProgram:
             lines.append(f"{slot:4d}: ({insn.opcode:02x}) {self.format_xlated(slot, insn)}")
         return "\n".join(lines) + "\n"
 
-    def env(self, helpers: Mapping[int, object] | None = None) -> Env:
+    def env(self, helpers: Mapping[int, HelperFn] | None = None) -> Env:
         """The call tables the machine needs to run this program."""
         table = self.symbols.call_table()
         return Env(helpers={**table, **(helpers or {})}, kfuncs=table)
@@ -144,7 +153,7 @@ class LoadedProgram:
 
 # ---------------------------------------------------------------------------------------
 def _stub(name: str, value: int) -> KernelFunction:
-    def fn(ctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+    def fn(ctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         return value
     return KernelFunction(name, fn, f"generic default of {name}: returns {value:#x}",
                           OpCost(insns={"alu64": 1}))
@@ -168,6 +177,26 @@ class _Build:
         self.program = patch_insn_single(self.program, slot, new)
         src = self.origins[index].index
         self.origins[index:index + 1] = [Origin(src, pass_name, note)] * len(new)
+
+
+class ProgLoadOpts(TypedDict, total=False):
+    """BPF_PROG_LOAD attributes other than the two a libbpf ``bpf_program`` carries itself
+    (``prog_flags``, ``prog_ifindex``: :class:`xdplab.kernel.kernel.BpfProgramObject`)."""
+
+    prog_type: int
+    expected_attach_type: int
+    design: str
+    variant: str
+    insn_buf_limit: int | None
+    strict_patch_check: bool | None
+
+
+class ProgLoadAttrs(ProgLoadOpts, total=False):
+    """The BPF_PROG_LOAD attributes a caller chooses (the keyword arguments of
+    :func:`bpf_prog_load` that :meth:`xdplab.kernel.Kernel.prog_load` passes through)."""
+
+    prog_flags: int
+    prog_ifindex: int
 
 
 def bpf_prog_load(program: Program, *, netns: Netns, symbols: KernelSymbols, boot: Boot,
@@ -215,19 +244,35 @@ def bpf_prog_load(program: Program, *, netns: Netns, symbols: KernelSymbols, boo
             m = maps.get(fd)
             if m is None:
                 raise LoadError(f"fd {fd} is not pointing to valid bpf_map", index=program.slot_of(i))
-            addr = m.address + ((insn.imm >> 32) if insn.src == op.BPF_PSEUDO_MAP_VALUE else 0)
+            addr = m.address
+            if insn.src == op.BPF_PSEUDO_MAP_VALUE:      # map_direct_value_addr (maps.py)
+                try:
+                    addr = direct_value_addr(m, insn.imm >> 32)
+                except ValueError as exc:
+                    raise LoadError(str(exc), index=program.slot_of(i)) from None
             b.program = Program(b.program.insns[:i] + (B.BPF_LD_IMM64(insn.dst, addr),) + b.program.insns[i + 1:])
             b.origins[i] = Origin(i, "map-fd", m.name)
 
     # 3. checks --------------------------------------------------------------------------
     verify(b.program, kfuncs=kfuncs.ids)
+    for i, insn in enumerate(b.program):     # helper ids: refused at load, not per packet
+        if insn.opcode == op.BPF_JMP | op.BPF_CALL and insn.src == op.BPF_HELPER_CALL \
+                and (problem := helper_call_problem(insn.imm)):
+            raise LoadError(problem, index=b.program.slot_of(i))
+    # the verifier (kernel/bpf/verifier.c do_check) on the program as written, before
+    # convert_ctx_accesses and do_misc_fixups, as bpf_check orders them
+    vres = verify_program(program, maps=maps, kfuncs=kfuncs, expected_attach_type=expected_attach_type)
+    if not vres.accepted:
+        raise LoadError(vres.error or "verifier refused the program", errno=vres.errno or EINVAL,
+                        index=vres.insn, verifier=vres)
     accesses, ctx_regs = ctx_accesses(b.program)
     sites = []
     for i, insn in enumerate(b.program):
         if insn.opcode == op.BPF_JMP | op.BPF_CALL and insn.src == op.BPF_PSEUDO_KFUNC_CALL:
             slot = b.program.slot_of(i)
             spec = kfuncs.by_id(insn.imm)
-            assert spec is not None  # verify() checked the id
+            if spec is None:  # pragma: no cover - verify() refused unknown kfunc ids
+                raise LoadError(f"call to unknown kfunc btf_id {insn.imm}", index=slot)
             if 1 not in ctx_regs.get(slot, frozenset({1})):
                 raise LoadError(f"arg#0 expected pointer to ctx in call to {spec.name}", index=slot)
             sites.append((i, spec))
@@ -239,6 +284,8 @@ def bpf_prog_load(program: Program, *, netns: Netns, symbols: KernelSymbols, boo
     # 4. ctx rewrite ---------------------------------------------------------------------
     for slot in sorted(accesses, reverse=True):
         index = b.program.index_at_slot(slot)
+        if index is None:  # pragma: no cover - ctx_accesses reports instruction starts only
+            raise LoadError(f"ctx access at slot {slot} is not an instruction start", index=slot)
         insn = b.program[index]
         fieldname = check_ctx_access(insn, slot, expected_attach_type=expected_attach_type)
         b.splice(index, convert_ctx_access(insn, fieldname), "ctx-rewrite", f"xdp_md.{fieldname}")
@@ -254,6 +301,8 @@ def bpf_prog_load(program: Program, *, netns: Netns, symbols: KernelSymbols, boo
             continue
         spec = kfuncs.by_id(insn.imm)
         slot = b.program.slot_of(i)
+        if spec is None:  # pragma: no cover - step 3 refused unknown kfunc ids
+            raise LoadError(f"call to unknown kfunc btf_id {insn.imm}", index=slot)
         if design == "rfc-v2" and device is not None:
             report = _unroll(spec, slot, device, symbols, boot, variant, kfuncs, insn_buf_limit, log)
             for v in report.violations:
@@ -279,12 +328,11 @@ def bpf_prog_load(program: Program, *, netns: Netns, symbols: KernelSymbols, boo
         call_targets[symbols.imm(name)] = name
     return LoadedProgram(program, b.program, tuple(b.origins), device, design, variant, kfuncs,
                          symbols, MappingProxyType(maps), tuple(reports), tuple(log),
-                         MappingProxyType(call_targets))
+                         MappingProxyType(call_targets), verifier_log=vres.log)
 
 
 def _unroll(spec: KfuncSpec, slot: int, device: NetDevice, symbols: KernelSymbols, boot: Boot,
             variant: str, kfuncs: KfuncTable, insn_buf_limit: int | None, log: list[str]) -> PatchReport:
-    from ..drivers.base import UnrollContext
     driver = device.driver
     posted = variant == "rfc-v2-posted"
 
@@ -298,7 +346,7 @@ def _unroll(spec: KfuncSpec, slot: int, device: NetDevice, symbols: KernelSymbol
 
     ctx = UnrollContext(variant, symbols, kfuncs, unroll, export)
     patch = BpfPatch(limit=insn_buf_limit, posted_capacity_defect=posted)
-    if not getattr(driver, "has_ndo_unroll_kfunc", True):
+    if not driver.has_ndo_unroll_kfunc:
         if posted:
             raise LoadError(f"kernel oops: NULL pointer dereference calling {driver.name}'s "
                             "ndo_unroll_kfunc (RFC v2 defect d: no NULL check)", index=slot)

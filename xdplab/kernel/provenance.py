@@ -9,6 +9,8 @@ Compiler Explorer colours source lines and their assembly.
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import html
 import re
 from dataclasses import dataclass
@@ -43,8 +45,8 @@ class DiffRow:
 
 PALETTE = ("#fde2e4", "#e2ece9", "#dfe7fd", "#fff1c1", "#e8dff5", "#d7f2e3", "#fbe7c6",
            "#dbeafe", "#fce1f3", "#e6f4d7")
-PASS_COLOURS = {"original": "#888888", "ctx-rewrite": "#1f77b4", "map-fd": "#7f7f7f",
-                "default-unroll": "#d62728", "fixup-call": "#9467bd"}
+PASS_COLOURS = MappingProxyType({"original": "#888888", "ctx-rewrite": "#1f77b4", "map-fd": "#7f7f7f",
+                "default-unroll": "#d62728", "fixup-call": "#9467bd"})
 
 
 def pass_colour(name: str) -> str:

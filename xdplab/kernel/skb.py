@@ -44,7 +44,8 @@ def skb_metadata_import_from_xdp(skb: Skb, boot: Boot) -> Skb:
     return replace(skb, hwtstamp=ts) if ts else skb
 
 
-def imported_hwtstamp(meta_len, magic, rx_timestamp, boot: Boot):  # type: ignore[no-untyped-def]
+def imported_hwtstamp(meta_len: int | np.ndarray, magic: int | np.ndarray, rx_timestamp: int | np.ndarray,
+                      boot: Boot) -> np.ndarray:
     """The import's rule on ints or arrays: the skb's hwtstamp is ``rx_timestamp`` when the
     metadata is exactly one ``xdp_to_skb_metadata`` of this build carrying this boot's magic,
     else unchanged (0 here).  The lane engine reads the same two fields through the same

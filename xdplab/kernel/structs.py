@@ -8,7 +8,7 @@ here (nothing in the RFC depends on their value).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Literal, Mapping
 
 import numpy as np
 
@@ -117,21 +117,22 @@ class KernelMemory:
 
 # ------------------------------------------------------------------ many instances at once
 def put_field(rows: np.ndarray, lay: StructLayout, name: str, values: object,
-              byteorder: str = "little") -> None:
+              byteorder: Literal["little", "big"] = "little") -> None:
     """Store ``values`` (an int for every row, or one per row) into field ``name`` of each
     row of ``rows`` (an ``(n, lay.size)`` uint8 array): the field's bytes in the given byte
     order, truncated to the field's size as a C store would."""
     f = lay.fields[name]
     v = np.asarray(values)
     if v.ndim == 0:
-        word = (int(v) & ((1 << (8 * f.size)) - 1)).to_bytes(f.size, byteorder)  # type: ignore[arg-type]
+        word = (int(v) & ((1 << (8 * f.size)) - 1)).to_bytes(f.size, byteorder)
         rows[:, f.offset:f.offset + f.size] = np.frombuffer(word, np.uint8)
         return
     raw = v.astype(np.uint64).astype("<u8").view(np.uint8).reshape(-1, 8)[:, :f.size]
     rows[:, f.offset:f.offset + f.size] = raw if byteorder == "little" else raw[:, ::-1]
 
 
-def get_field(rows: np.ndarray, lay: StructLayout, name: str, byteorder: str = "little") -> np.ndarray:
+def get_field(rows: np.ndarray, lay: StructLayout, name: str,
+              byteorder: Literal["little", "big"] = "little") -> np.ndarray:
     """Field ``name`` of each row of ``rows`` as uint64 (the inverse of :func:`put_field`)."""
     f = lay.fields[name]
     raw = rows[:, f.offset:f.offset + f.size]

@@ -6,6 +6,8 @@ v2 patches for what they add.
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 # enum bpf_prog_type (bpf.h)
 BPF_PROG_TYPE_XDP = 6
 
@@ -27,8 +29,8 @@ BPF_XDP = 37
 
 # enum xdp_action (bpf.h)
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
-XDP_ACTION_NAMES = {XDP_ABORTED: "ABORTED", XDP_DROP: "DROP", XDP_PASS: "PASS", XDP_TX: "TX",
-                    XDP_REDIRECT: "REDIRECT"}
+XDP_ACTION_NAMES = MappingProxyType({XDP_ABORTED: "ABORTED", XDP_DROP: "DROP", XDP_PASS: "PASS", XDP_TX: "TX",
+                    XDP_REDIRECT: "REDIRECT"})
 
 # Helper ids (bpf.h ___BPF_FUNC_MAPPER order).
 BPF_FUNC_map_lookup_elem = 1
@@ -37,8 +39,8 @@ BPF_FUNC_ktime_get_ns = 5
 BPF_FUNC_xdp_adjust_head = 44
 BPF_FUNC_redirect_map = 51
 BPF_FUNC_xdp_adjust_meta = 54
-HELPER_NAMES = {1: "bpf_map_lookup_elem", 2: "bpf_map_update_elem", 5: "bpf_ktime_get_ns",
-                44: "bpf_xdp_adjust_head", 51: "bpf_redirect_map", 54: "bpf_xdp_adjust_meta"}
+HELPER_NAMES = MappingProxyType({1: "bpf_map_lookup_elem", 2: "bpf_map_update_elem", 5: "bpf_ktime_get_ns",
+                44: "bpf_xdp_adjust_head", 51: "bpf_redirect_map", 54: "bpf_xdp_adjust_meta"})
 
 # errno values (include/uapi/asm-generic/errno-base.h, errno.h; ENOTSUPP is kernel-internal,
 # include/linux/errno.h).
@@ -48,6 +50,6 @@ ENODATA = 61
 EOPNOTSUPP = 95
 ENOTSUPP = 524
 EOPNOTSUPP_NAME = "EOPNOTSUPP"
-ERRNO_NAMES = {EPERM: "EPERM", ENOENT: "ENOENT", ENOMEM: "ENOMEM", EACCES: "EACCES",
+ERRNO_NAMES = MappingProxyType({EPERM: "EPERM", ENOENT: "ENOENT", ENOMEM: "ENOMEM", EACCES: "EACCES",
                EFAULT: "EFAULT", EINVAL: "EINVAL", E2BIG: "E2BIG", ERANGE: "ERANGE",
-               ENODEV: "ENODEV", ENODATA: "ENODATA", EOPNOTSUPP: "EOPNOTSUPP", ENOTSUPP: "ENOTSUPP"}
+               ENODEV: "ENODEV", ENODATA: "ENODATA", EOPNOTSUPP: "EOPNOTSUPP", ENOTSUPP: "ENOTSUPP"})

@@ -9,6 +9,7 @@ from typing import Callable
 
 from ..bpf import builders as B
 from ..bpf import opcodes as op
+from ..bpf.insn import Insn
 from ..bpf.patch import END, BpfPatch
 from .boot import Boot
 from .structs import XDP_BUFF, XDP_FRAME
@@ -44,6 +45,13 @@ def xdp_metadata_export_to_skb(patch: BpfPatch, *, boot: Boot, variant: str,
     6. ``r2 = xdp->data_meta; *(u64 *)(r2 + rx_timestamp) = r0``;
     7. ``bpf_patch_resolve_jmp``: both early exits land after the patch.
 
+    The emitted ``ST_MEM`` offsets and ``sizeof`` come from the kernel *build's* layout
+    (``boot.build``, randstruct at compile time) and the magic immediate from the *boot*
+    (``boot.xdp_metadata_magic``): :mod:`xdplab.kernel.boot`.  Patch lines (06/14,
+    06-xdp-carry-over-xdp-metadata-into-skb-context.patch): steps 1-4 :323-357, step 5
+    :359-361, step 6 :363-370, step 7 :372 (``bpf_patch_resolve_jmp``, :147-163, rewrites only
+    ``BPF_JMP|BPF_X`` jumps whose off is S16_MAX: here the two exits of steps 1 and 2).
+
     ``variant="rfc-v2-posted"`` nests the driver's unroll in the same patch, as posted, so its
     own S16_MAX placeholders (if any get resolved) jump past the store too.  ``"fixed"``
     resolves the driver's code in a patch of its own first, so its early exits continue at
@@ -77,7 +85,7 @@ def xdp_metadata_export_to_skb(patch: BpfPatch, *, boot: Boot, variant: str,
     patch.resolve_jmp("rfc-v2")
 
 
-def _close(inner: BpfPatch):  # type: ignore[no-untyped-def]
+def _close(inner: BpfPatch) -> tuple[Insn, ...]:
     """An inner patch's instructions, labels resolved against its own end."""
     return inner.insns()
 

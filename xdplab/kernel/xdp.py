@@ -21,12 +21,13 @@ PASS (an skb; ``skb_metadata_set`` with the RFC's import), DROP, TX, ABORTED.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, overload
 
 import numpy as np
 
 from ..bpf.errors import BpfError
-from ..bpf.machine import M64, CallContext
+from ..bpf.machine import M64, CallContext, HelperFn
+from ..bpf.memory import Region
 from ..bpf.run import RunResult, run_in
 from .af_xdp import XDP_PACKET_HEADROOM, XskSocket
 from .boot import Boot
@@ -55,13 +56,28 @@ class _PacketState:
     tail_calls: int = 0
 
 
-def int_arg(value):  # type: ignore[no-untyped-def]
+@overload
+def int_arg(value: int) -> int: ...
+@overload
+def int_arg(value: np.ndarray) -> np.ndarray: ...
+
+
+def int_arg(value: int | np.ndarray) -> int | np.ndarray:
     """A helper's ``int`` argument: the low 32 bits of the register, sign-extended (ints or
     int64 arrays alike)."""
     return ((value + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
-def adjust_meta_result(data_meta, data, hard_start, delta, meta_max):  # type: ignore[no-untyped-def]
+@overload
+def adjust_meta_result(data_meta: int, data: int, hard_start: int, delta: int,
+                       meta_max: int) -> tuple[np.ndarray, int]: ...
+@overload
+def adjust_meta_result(data_meta: np.ndarray, data: np.ndarray, hard_start: np.ndarray, delta: np.ndarray,
+                       meta_max: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def adjust_meta_result(data_meta: int | np.ndarray, data: int | np.ndarray, hard_start: int | np.ndarray,
+                       delta: int | np.ndarray, meta_max: int) -> tuple[np.ndarray, int | np.ndarray]:
     """``bpf_xdp_adjust_meta``'s checks (net/core/filter.c), on ints or numpy arrays alike:
     (return code, the new data_meta).  -ENOTSUPP when the driver has no metadata
     (xdp_data_meta_unsupported: data_meta > data); -EINVAL when the new data_meta falls below
@@ -87,7 +103,7 @@ def xdp_buff_init(hard_start: int, packet_len: int, meta_valid: bool, rxq: int) 
             ("frame_sz", FRAME_SIZE), ("flags", 0))
 
 
-def redirect_map_result(hit, flags):  # type: ignore[no-untyped-def]
+def redirect_map_result(hit: bool | np.ndarray, flags: int | np.ndarray) -> np.ndarray:
     """``__bpf_xdp_redirect_map`` (net/core/filter.c@6.1.192): XDP_REDIRECT when the map has
     the key, else the low two bits of ``flags`` (the fallback action).  Ints or arrays."""
     return np.where(hit, XDP_REDIRECT, flags & 3)
@@ -110,10 +126,10 @@ class PacketOutcome:
 class XdpRxQueue:
     """One RX queue of a device running a loaded XDP program."""
 
-    def __init__(self, kernel_memory: KernelMemory, loaded: LoadedProgram, wrapper_region, *,
+    def __init__(self, kernel_memory: KernelMemory, loaded: LoadedProgram, wrapper_region: Region, *,
                  ifindex: int, queue_index: int = 0, meta_valid: bool = True,
                  meta_max: int = META_MAX_RFC_ERA, fast: bool = True,
-                 redirect_targets: Mapping[int, Mapping[int, object]] | None = None) -> None:  # type: ignore[no-untyped-def]
+                 redirect_targets: Mapping[int, Mapping[int, object]] | None = None) -> None:
         self.mem, self.loaded, self.wrapper = kernel_memory, loaded, wrapper_region
         self.targets = dict(redirect_targets or {})
         self.meta_valid, self.meta_max = meta_valid, meta_max
@@ -125,7 +141,7 @@ class XdpRxQueue:
         kernel_memory.write(self.rxq, XDP_RXQ_INFO, "queue_index", queue_index)
         self.state = _PacketState()
         # map, trace, tail-call and ringbuf helpers: xdplab.kernel.helpers
-        self._helpers = {**XdpHelpers(loaded.maps, lambda: self.state).table(),
+        self._helpers: dict[int, HelperFn] = {**XdpHelpers(loaded.maps, lambda: self.state).table(),
                          BPF_FUNC_xdp_adjust_meta: self._adjust_meta, BPF_FUNC_redirect_map: self._redirect_map}
         self.env = loaded.env(self._helpers)
         self.verified = loaded.variant == "fixed"
@@ -134,9 +150,9 @@ class XdpRxQueue:
     # ------------------------------------------------------------------ helpers
     def _adjust_meta(self, ctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         rd = lambda f: ctx.read(r1 + XDP_BUFF.offsetof(f), 8)    # noqa: E731
-        ret, meta = adjust_meta_result(rd("data_meta"), rd("data"), rd("data_hard_start"), int_arg(r2),
-                                       self.meta_max)
-        ret = int(ret)
+        codes, meta = adjust_meta_result(rd("data_meta"), rd("data"), rd("data_hard_start"), int_arg(r2),
+                                         self.meta_max)
+        ret = int(codes)
         if ret == 0:
             ctx.write(r1 + XDP_BUFF.offsetof("data_meta"), 8, meta)
         self.state.adjust_meta.append(ret)
@@ -145,10 +161,10 @@ class XdpRxQueue:
     def _redirect_map(self, ctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         m = next((m for m in self.loaded.maps.values() if m.address == r1), None)
         key = r2 & 0xFFFFFFFF
-        hit = m is not None and m.map_type in (BPF_MAP_TYPE_XSKMAP, BPF_MAP_TYPE_CPUMAP) \
-            and key in self.targets.get(m.map_id, {})
-        if hit:
-            assert m is not None
+        hit = False
+        if m is not None and m.map_type in (BPF_MAP_TYPE_XSKMAP, BPF_MAP_TYPE_CPUMAP) \
+                and key in self.targets.get(m.map_id, {}):
+            hit = True
             self.state.redirect = (m.map_type, key)
         return int(redirect_map_result(hit, r3))
 

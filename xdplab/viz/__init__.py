@@ -1,5 +1,8 @@
 """The workbench layer: widgets and plots (the only layer importing ipywidgets / matplotlib)."""
 from . import plots
-from .widgets import DiffView, MemoryLayoutView, TourApp, design_picker, driver_picker, field_picker
+from .figcheck import figure_problems
+from .widgets import (DESIGN_HELP, DiffView, MemoryLayoutView, Quiz, TourApp, design_picker, diff_html,
+                      driver_picker, field_picker, quiz, reasons_html, run_summary)
 
-__all__ = ["plots", "TourApp", "DiffView", "MemoryLayoutView", "driver_picker", "design_picker", "field_picker"]
+__all__ = ["plots", "TourApp", "DiffView", "MemoryLayoutView", "Quiz", "quiz", "diff_html", "reasons_html",
+           "run_summary", "DESIGN_HELP", "driver_picker", "design_picker", "field_picker", "figure_problems"]

@@ -1,0 +1,47 @@
+"""Tests written for the mutants of xdplab/bpf/patch.py that survived `make mutate`
+(benchmarks/results/mutation.json): which registers an atomic instruction writes, as seen by
+`check_patch` (unrolled code may write only the registers its call clobbers).
+
+The kernel's interpreter (kernel/bpf/core.c@6.1.192:2021-2072, STX_ATOMIC_W/DW): a plain atomic
+op writes no register; `BOP | BPF_FETCH` and BPF_XCHG write SRC (:2032-2041, :2052-2060);
+BPF_CMPXCHG writes BPF_R0 and leaves SRC alone (:2062-2070).  Opcode bits:
+include/uapi/linux/bpf.h@6.1.192:22 (BPF_ATOMIC 0xc0), :48-50 (BPF_FETCH, BPF_XCHG, BPF_CMPXCHG).
+"""
+from __future__ import annotations
+
+import pytest
+
+from xdplab.bpf import builders as B
+from xdplab.bpf import opcodes as op
+from xdplab.bpf.patch import check_patch
+
+ADD, AND, OR, XOR = 0x00, 0x50, 0x40, 0xA0       # include/uapi/linux/bpf_common.h@6.1.192:32-42
+FETCH, XCHG, CMPXCHG = 0x01, 0xE1, 0xF1                 # include/uapi/linux/bpf.h@6.1.192:48-50
+
+
+def _writes(insn, allowed: set[int]) -> list[str]:
+    return [v.message for v in check_patch((insn,), allowed=frozenset(allowed))]
+
+
+@pytest.mark.parametrize("size", [op.BPF_W, op.BPF_DW])
+@pytest.mark.parametrize("aop", [ADD, AND, OR, XOR])
+def test_a_plain_atomic_op_writes_no_register(size, aop):
+    insn = B.BPF_ATOMIC_OP(size, aop, 2, 7, 0)          # *(r2 + 0) op= r7
+    assert _writes(insn, {0, 2, 3, 4, 5}) == []
+
+
+@pytest.mark.parametrize("size", [op.BPF_W, op.BPF_DW])
+@pytest.mark.parametrize("aop", [ADD | FETCH, AND | FETCH, OR | FETCH, XOR | FETCH, XCHG])
+def test_a_fetching_atomic_op_writes_its_source_register(size, aop):
+    insn = B.BPF_ATOMIC_OP(size, aop, 2, 7, 0)          # r7 = atomic_fetch_op(r2 + 0, r7)
+    msgs = _writes(insn, {0, 2, 3, 4, 5})
+    assert len(msgs) == 1 and "writes r7" in msgs[0], msgs
+    assert _writes(insn, {0, 2, 3, 4, 5, 7}) == []
+
+
+@pytest.mark.parametrize("size", [op.BPF_W, op.BPF_DW])
+def test_cmpxchg_writes_r0_not_its_source(size):
+    insn = B.BPF_ATOMIC_OP(size, CMPXCHG, 2, 7, 0)      # r0 = cmpxchg(r2 + 0, r0, r7)
+    msgs = _writes(insn, {2, 3, 4, 5, 7})
+    assert len(msgs) == 1 and "writes r0" in msgs[0], msgs
+    assert _writes(insn, {0, 2, 3, 4, 5}) == []          # r7 is only read
