@@ -929,6 +929,53 @@ map fds replaced, kfuncs unrolled.
 """
 
 
+# Issue 14: every notebook shows a program the verifier refuses, with the kernel's log.  One per
+# notebook, chosen for its topic: (why it is refused, the program in LLVM syntax, the kernel's message).
+REFUSALS = {
+    "00-tour": ("it reads byte 36 of the packet without comparing against `data_end` first",
+                "r2 = *(u32 *)(r1 + 0)\nr0 = *(u8 *)(r2 + 36)\nr0 = 2\nexit", "R2 offset is outside of the packet"),
+    "01-bpf-and-bpf-patch": ("a jump leaves the program: what an unresolved placeholder would do, caught at load",
+                             "r0 = 2\nif r0 == 0 goto +5\nexit", "jump out of range from insn 1 to 7"),
+    "02-unrolling": ("it reads R2 after a call: R1-R5 are dead after every call, which is why an unroll may use "
+                     "R2-R5 freely", "call 8\nr0 = r2\nexit", "R2 !read_ok"),
+    "03-timestamps": ("it reads a ctx offset that `struct xdp_md` does not have (it is 24 bytes)",
+                      "r0 = *(u32 *)(r1 + 28)\nexit", "invalid bpf_context access off=28 size=4"),
+    "04-metadata-delivery": ("it reads the metadata area without comparing `data_meta` against `data`",
+                             "r2 = *(u32 *)(r1 + 8)\nr3 = *(u32 *)(r1 + 0)\nr0 = *(u32 *)(r2 + 0)\nr0 = 2\nexit",
+                             "R2 offset is outside of the packet"),
+    "05-cost-and-designs": ("it does arithmetic on `data_end`, which the verifier forbids (a bounds check must "
+                            "compare against it, not move it)", "r3 = *(u32 *)(r1 + 4)\nr3 += 8\nr0 = 2\nexit",
+                            "R3 pointer arithmetic on pkt_end prohibited"),
+    "06-design-review": ("it exits without setting R0: an XDP program must return an action",
+                         "exit", "R0 !read_ok"),
+    "07-timeline": ("it dereferences a number: only pointers the verifier has typed may be loaded through",
+                    "r2 = 4096\nr0 = *(u32 *)(r2 + 0)\nexit", "R2 invalid mem access 'scalar'"),
+}
+
+
+def refusal_cells(name: str) -> list[tuple[str, ...]]:
+    why, program, message = REFUSALS[name]
+    return [
+        ("md", f"""## The verifier says no
+
+Before any of this runs, the kernel's verifier checks the program (xdplab runs the same checks inside
+`prog_load`, `xdplab.kernel.verifier`). **Predict**: this program is refused because {why}. Which
+instruction does the log point at? The log below is the kernel's level-2 log: the register state after each
+instruction, in the kernel's notation (`R2_w=pkt(off=0,r=0,imm=0)`: a packet pointer, no bytes proven yet)."""),
+        ("code", f"""from xdplab.kernel.verifier import verify
+from xdplab.bpf import assemble as _assemble
+result = verify(_assemble({program!r}), log_level=2)
+print("accepted:", result.accepted, "| insn", result.insn, "|", result.error)
+print(result.log)""", "refused-program"),
+        ("md", f"""**Notice that** the error is the kernel's own text (`{message}`) and that `Lab(program=...)` and
+`Kernel.prog_load` refuse such a program with a `LoadError` carrying this result, before any packet runs."""),
+    ]
+
+
+for _name in REFUSALS:
+    NOTEBOOKS[_name] = NOTEBOOKS[_name] + refusal_cells(_name)
+
+
 def build() -> None:
     out_dir = ROOT / "notebooks"
     for name, cells in NOTEBOOKS.items():

@@ -121,14 +121,16 @@ class LaneQueue:
 
     # ---------------------------------------------------------------- vector helpers
     def adjust_meta(self, st: LaneState, lanes: np.ndarray, args: list[np.ndarray]) -> np.ndarray:
-        w = self.wrapper.data[lanes]
-        ret, meta = adjust_meta_result(get_field(w, XDP_BUFF, "data_meta").astype(np.int64),
-                                       get_field(w, XDP_BUFF, "data").astype(np.int64),
-                                       get_field(w, XDP_BUFF, "data_hard_start").astype(np.int64),
+        words = self.wrapper.data.view("<u8")            # the wrapper's 8-byte words (rows are 8-aligned)
+        whole = len(lanes) == self.n
+
+        def word(name: str) -> np.ndarray:
+            col = words[:, XDP_BUFF.offsetof(name) // 8]
+            return (col if whole else col[lanes]).astype(np.int64)
+        ret, meta = adjust_meta_result(word("data_meta"), word("data"), word("data_hard_start"),
                                        int_arg(args[1].astype(np.int64)), META_MAX_RFC_ERA)
-        good = lanes[ret == 0]
-        off = XDP_BUFF.offsetof("data_meta")
-        self.wrapper.data[good, off:off + 8] = meta[ret == 0].astype(U64).astype("<u8").view(np.uint8).reshape(-1, 8)
+        good = ret == 0
+        words[lanes[good], XDP_BUFF.offsetof("data_meta") // 8] = meta[good].astype(U64)
         st.kinds[lanes] |= st.kind_bit["wrapper"]
         self.adjust[lanes], self.adjust_called[lanes] = ret, True
         return ret.astype(np.int64).view(U64)

@@ -62,6 +62,18 @@ def u64_rule(fn: _F) -> _F:
     return cast(_F, rule)   # same call signature as ``fn`` (the standard decorator typing)
 
 
+def floor_ratio(t: Any, num: int, den: int) -> Any:
+    """floor(t * num / den) exactly, for an int or an int64 array (reduced first; Python ints
+    where int64 could overflow)."""
+    g = math.gcd(num, den)
+    num, den = num // g, den // g
+    if not isinstance(t, np.ndarray):
+        return (t * num) // den
+    if not len(t) or int(np.abs(t).max()) * num < 2**62:
+        return (t.astype(np.int64) * np.int64(num)) // np.int64(den)
+    return np.array([(int(x) * num) // den for x in t], np.int64)
+
+
 def cyclecounter_mask(bits: int) -> int:
     """CYCLECOUNTER_MASK(bits) / CLOCKSOURCE_MASK(bits): 2**bits - 1."""
     return (1 << bits) - 1

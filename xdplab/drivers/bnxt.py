@@ -139,11 +139,11 @@ def read_ptp(cctx, bp: int) -> tuple[int, Timecounter]:  # type: ignore[no-untyp
 
 def write_ptp(region, old_time: int, tc: Timecounter, lock: int = 0) -> None:  # type: ignore[no-untyped-def]
     f = BNXT_PTP.fields
-    for name, value, size in (("ptp_lock", lock, 4), ("old_time", old_time, 8), ("tc_cycle_last", tc.cycle_last, 8),
+    for name, val, size in (("ptp_lock", lock, 4), ("old_time", old_time, 8), ("tc_cycle_last", tc.cycle_last, 8),
                               ("tc_nsec", tc.nsec, 8), ("tc_frac", tc.frac, 8), ("cc_mask", tc.mask, 8),
                               ("cc_mult", tc.mult, 4), ("cc_shift", tc.shift, 4)):
         off = f[name].offset
-        region.data[off:off + size] = value.to_bytes(size, "little")
+        region.data[off:off + size] = val.to_bytes(size, "little")
 
 
 class SpinlockHeld(RuntimeError):
@@ -176,6 +176,12 @@ def bnxt_xdp_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-
 def _v1_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
     bnxt_xdp_rx_timestamp(cctx, r1, r2, r3, r4, r5)
     return cctx.read(r1 + BNXT_XDP_BUFF.offsetof("r0"), 8)
+
+
+def _v1_rx_timestamp_lanes(st: LaneState, lanes: np.ndarray, args: list[np.ndarray]) -> np.ndarray:
+    """:func:`_v1_rx_timestamp` for many lanes: the helper's lane form, then ctx->r0."""
+    bnxt_xdp_rx_timestamp_lanes(st, lanes, args)
+    return st.helper_read(lanes, args[0] + U64(BNXT_XDP_BUFF.offsetof("r0")), 8)[0]
 
 
 # Per call (MODEL op counts): wrapper loads, the completion word, bp->ptp_cfg, old_time and
@@ -266,7 +272,8 @@ class Bnxt(Driver):
 
     def timestamp_routine(self, *, status: bool) -> KernelFunction | None:
         # No merged bnxt xdp_metadata_ops is known (kernel-facts §12.3): the generic default.
-        return None if status else KernelFunction("bnxt_xdp_rx_timestamp_v1", _v1_rx_timestamp, cost=COST_HELPER)
+        return None if status else KernelFunction("bnxt_xdp_rx_timestamp_v1", _v1_rx_timestamp, cost=COST_HELPER,
+                                                                  lanes=_v1_rx_timestamp_lanes)
 
 
 class BnxtRxHw:

@@ -190,7 +190,7 @@ class Ice(Driver):
     def timestamp_routine(self, *, status: bool) -> KernelFunction:
         if status:
             return KernelFunction("ice_xdp_rx_hw_ts", _xmo_rx_timestamp, cost=COST_XMO)
-        return KernelFunction("ice_xdp_rx_timestamp", _v1_rx_timestamp, cost=COST_TS)
+        return KernelFunction("ice_xdp_rx_timestamp", _v1_rx_timestamp, cost=COST_TS, lanes=_v1_rx_timestamp_lanes)
 
 
 def emit_rx_timestamp(patch: BpfPatch, defects: frozenset[str]) -> None:
@@ -575,24 +575,37 @@ def ice_rx_hash(desc: bytes) -> tuple[int, int, int]:
     return (-ENODATA if ret else 0), h, t
 
 
-def _rx_hw_ts_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
-    """``ice_xdp_rx_hw_ts`` (:func:`_xmo_rx_timestamp`) for many lanes, on the same
-    :func:`rx_hwtstamp` rule; lanes with a NULL ring/descriptor or an unmapped address run the
-    scalar routine."""
-    ring, ok = st.helper_read(lanes, args[0] + U64(ICE_XDP_BUFF.offsetof("rx_ring")), 8)
-    desc, ok1 = st.helper_read(lanes, args[0] + U64(ICE_XDP_BUFF.offsetof("rx_desc")), 8)
+def _stamp_lanes(st, lanes, r1):  # type: ignore[no-untyped-def]
+    """``ice_ptp_rx_hwtstamp`` as the C routines read it, for many lanes, on the same
+    :func:`rx_hwtstamp` rule: (stamp, served); a NULL ring/descriptor or an unmapped address
+    leaves a lane to the scalar routine."""
+    ring, ok = st.helper_read(lanes, r1 + U64(ICE_XDP_BUFF.offsetof("rx_ring")), 8)
+    desc, ok1 = st.helper_read(lanes, r1 + U64(ICE_XDP_BUFF.offsetof("rx_desc")), 8)
     cached, ok2 = st.helper_read(lanes, ring + U64(ICE_RX_RING.offsetof("cached_phctime")), 8)
     low, ok3 = st.helper_read(lanes, desc + U64(ICE_RX_FLEX_DESC.offsetof("time_stamp_low")), 1)
     high, ok4 = st.helper_read(lanes, desc + U64(ICE_RX_FLEX_DESC.offsetof("ts_high")), 4)
-    ts = rx_hwtstamp(cached, low, high)
-    done = ok & ok1 & ok2 & ok3 & ok4 & (ring != 0) & (desc != 0)
-    w = np.nonzero(done & (ts != 0))[0]
-    done[w] = st.helper_write(lanes[w], args[1][w], 8, ts[w])
-    out = np.where(ts != 0, U64(0), U64(ENODATA_U64))
+    return rx_hwtstamp(cached, low, high), ok & ok1 & ok2 & ok3 & ok4 & (ring != 0) & (desc != 0)
+
+
+def _scalar_rest(st, lanes, args, done, out):  # type: ignore[no-untyped-def]
     rest = np.nonzero(~done)[0]
     if len(rest):
         out[rest] = st.call_scalar(lanes[rest], [a[rest] for a in args])
     return out
+
+
+def _rx_hw_ts_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+    """``ice_xdp_rx_hw_ts`` (:func:`_xmo_rx_timestamp`) for many lanes."""
+    ts, done = _stamp_lanes(st, lanes, args[0])
+    w = np.nonzero(done & (ts != 0))[0]
+    done[w] = st.helper_write(lanes[w], args[1][w], 8, ts[w])
+    return _scalar_rest(st, lanes, args, done, np.where(ts != 0, U64(0), U64(ENODATA_U64)))
+
+
+def _v1_rx_timestamp_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+    """The call designs' by-value routine (:func:`_v1_rx_timestamp`) for many lanes."""
+    ts, done = _stamp_lanes(st, lanes, args[0])
+    return _scalar_rest(st, lanes, args, done, ts)
 
 
 # MODEL op counts from reading the routines.

@@ -26,7 +26,6 @@ packet, as PATCH v3 did (it zero-initialised mxbuf after Tariq's review).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import gcd
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -36,7 +35,7 @@ from ..bpf import builders as B
 from ..bpf import opcodes as bop
 from ..bpf.lanes import LaneState
 from ..bpf.patch import BpfPatch
-from ..clocks import (Refresher, Timecounter, clocksource_khz2mult, cyclecounter_mask, mlx4_freq_to_shift,
+from ..clocks import (Refresher, Timecounter, clocksource_khz2mult, cyclecounter_mask, floor_ratio, mlx4_freq_to_shift,
                       timecounter_cyc2time, u64_rule)
 from ..kernel import errno_ret
 from ..kernel.driver import Driver, RxSettings, UnrollContext, wrapper_layout
@@ -136,11 +135,11 @@ def read_timecounter(cctx, mdev: int) -> Timecounter:  # type: ignore[no-untyped
 def write_timecounter(region, tc: Timecounter, seq: int = 0) -> None:  # type: ignore[no-untyped-def]
     """Store a timecounter into a ``struct mlx4_en_dev`` region (a writer under the seqlock)."""
     f = MLX4_EN_DEV.fields
-    for name, value, size in (("clock_seq", seq, 4), ("cc_mask", tc.mask, 8), ("cc_mult", tc.mult, 4),
+    for name, val, size in (("clock_seq", seq, 4), ("cc_mask", tc.mask, 8), ("cc_mult", tc.mult, 4),
                               ("cc_shift", tc.shift, 4), ("tc_cycle_last", tc.cycle_last, 8),
                               ("tc_nsec", tc.nsec, 8), ("tc_frac", tc.frac, 8)):
         off = f[name].offset
-        region.data[off:off + size] = value.to_bytes(size, "little")
+        region.data[off:off + size] = val.to_bytes(size, "little")
 
 
 class SeqlockBusy(RuntimeError):
@@ -182,6 +181,12 @@ def _xmo_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
 def _v1_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
     _rx_timestamp_helper(True)(cctx, r1, r2, r3, r4, r5)
     return cctx.read(r1 + MLX4_XDP_BUFF.offsetof("r0"), 8)
+
+
+def _v1_rx_timestamp_lanes(st: LaneState, lanes: np.ndarray, args: list[np.ndarray]) -> np.ndarray:
+    """:func:`_v1_rx_timestamp` for many lanes: the fixed helper's lane form, then ctx->r0."""
+    _rx_timestamp_lanes(check_null=True)(st, lanes, args)
+    return st.helper_read(lanes, args[0] + U64(MLX4_XDP_BUFF.offsetof("r0")), 8)[0]
 
 
 # Per call (MODEL op counts): two wrapper loads, two CQE loads, be swaps, the seqlock read
@@ -274,7 +279,7 @@ class Mlx4(Driver):
     def timestamp_routine(self, *, status: bool) -> KernelFunction:
         if status:
             return KernelFunction("mlx4_en_xdp_rx_timestamp", _xmo_rx_timestamp, cost=COST_XMO)
-        return KernelFunction("mlx4_xdp_rx_timestamp", _v1_rx_timestamp, cost=COST_HELPER)
+        return KernelFunction("mlx4_xdp_rx_timestamp", _v1_rx_timestamp, cost=COST_HELPER, lanes=_v1_rx_timestamp_lanes)
 
 
 class Mlx4RxHw:
@@ -334,7 +339,7 @@ class Mlx4Clock:
     def total_cycles(self, t_ns: Any) -> Any:
         """Cycles counted since t = 0 (unbounded): ``t * freq * (1 + ppb/1e9)``, floored.
         Ints or int64 arrays (exact either way)."""
-        return _floor_ratio(t_ns, self.freq_hz * (1_000_000_000 + int(self.ppb)), 10**18)
+        return floor_ratio(t_ns, self.freq_hz * (1_000_000_000 + int(self.ppb)), 10**18)
 
     def cycles(self, t_ns: Any) -> Any:
         total = self.total_cycles(t_ns)
@@ -343,7 +348,7 @@ class Mlx4Clock:
         return (self.cycles0 + total) & MASK48
 
     def hw_time_ns(self, t_ns: Any) -> Any:
-        ns = _floor_ratio(self.total_cycles(t_ns), 1_000_000_000, self.freq_hz)
+        ns = floor_ratio(self.total_cycles(t_ns), 1_000_000_000, self.freq_hz)
         if isinstance(ns, np.ndarray):
             return (np.int64(self.start_ns) + ns).astype(np.uint64)
         return self.start_ns + ns
@@ -363,18 +368,6 @@ class Mlx4Clock:
         """The timecounter at true time t."""
         index, tcs = self.timecounters(np.array([t_ns], np.int64))
         return tcs[int(index[0])]
-
-
-def _floor_ratio(t: Any, num: int, den: int) -> Any:
-    """floor(t * num / den) exactly, for an int or an int64 array (reduced first; Python ints
-    where int64 could overflow)."""
-    g = gcd(num, den)
-    num, den = num // g, den // g
-    if not isinstance(t, np.ndarray):
-        return (t * num) // den
-    if not len(t) or int(np.abs(t).max()) * num < 2**62:
-        return (t.astype(np.int64) * np.int64(num)) // np.int64(den)
-    return np.array([(int(x) * num) // den for x in t], np.int64)
 
 
 # ------------------------------------------------------------------------- receive paths

@@ -39,6 +39,7 @@ from ..bpf import builders as B
 from ..bpf import opcodes as op
 from ..bpf.patch import BpfPatch
 from ..clocks import (Phc, Refresher, Timecounter, clocksource_khz2mult, cyclecounter_cyc2ns, cyclecounter_mask,
+                      floor_ratio,
                       timecounter_cyc2time)
 from ..kernel import errno_ret
 from ..kernel.driver import Driver, RxSettings, UnrollContext, wrapper_layout
@@ -237,8 +238,10 @@ def _finish(st, lanes, args, done, out):  # type: ignore[no-untyped-def]
     return out
 
 
-def _rx_timestamp_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
-    w, ok = _reads(st, lanes, args[0], MLX5E_XDP_BUFF, ("cqe", "rq"))
+def _stamp_lanes(st, lanes, r1):  # type: ignore[no-untyped-def]
+    """:func:`_stamp` for many lanes: (ns, served, have) -- ``have`` false where the filter is
+    not ALL (no stamp), ``served`` false where the scalar routine must answer instead."""
+    w, ok = _reads(st, lanes, r1, MLX5E_XDP_BUFF, ("cqe", "rq"))
     rq, ok1 = _reads(st, lanes, w["rq"], MLX5E_RQ, ("clock", "real_time", "hwtstamp_all"))
     c, ok2 = _reads(st, lanes, w["cqe"], MLX5_CQE64, ("timestamp_h", "timestamp_l"))
     raw = (_bswap(c["timestamp_h"], 4) << U64(32)) | _bswap(c["timestamp_l"], 4)
@@ -250,10 +253,28 @@ def _rx_timestamp_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
                       timecounter_cyc2time(k["cc_mult"], k["cc_shift"], k["cc_mask"], k["tc_cycle_last"],
                                            k["tc_nsec"], k["tc_frac"], raw))
     have = rq["hwtstamp_all"] != 0
-    done = ok & ok1 & (w["rq"] != 0) & (w["cqe"] != 0) & (~have | (ok2 & (rt | (ok3 & ((k["seq"] & U64(1)) == 0)))))
+    served = ok & ok1 & (w["rq"] != 0) & (w["cqe"] != 0) & (~have | (ok2 & (rt | (ok3 & ((k["seq"] & U64(1)) == 0)))))
+    return ns, served, have
+
+
+def _rx_timestamp_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+    ns, done, have = _stamp_lanes(st, lanes, args[0])
     g = np.nonzero(done & have)[0]
     done[g] = st.helper_write(lanes[g], args[1][g], 8, ns[g])
     return _finish(st, lanes, args, done, np.where(have, U64(0), ENODATA_U64))
+
+
+def _v1_rx_timestamp_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+    ns, done, have = _stamp_lanes(st, lanes, args[0])
+    return _finish(st, lanes, args, done, np.where(have, ns, U64(0)))
+
+
+def _helper_rx_timestamp_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+    ns, done, have = _stamp_lanes(st, lanes, args[0])
+    g = np.nonzero(done)[0]
+    done[g] = st.helper_write(lanes[g], args[0][g] + U64(MLX5E_XDP_BUFF.offsetof("r0")), 8,
+                              np.where(have, ns, U64(0))[g])
+    return _finish(st, lanes, args, done, args[0].copy())
 
 
 def _rx_hash_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
@@ -332,10 +353,10 @@ class Mlx5Clock:
     def cycles(self, t: Any) -> Any:
         """The free-running counter at true times t (41 bits), exact (int64 arrays or ints)."""
         num, den = self.freq_khz * (1_000_000_000 + int(self.ppb)), 10**15   # t[ns] * kHz * 1e3 / 1e9 * (1 + ppb)
-        if isinstance(t, np.ndarray):
-            total = np.array([(int(x) * num) // den for x in t], dtype=object)
-            return np.array([(self.cycles0 + int(c)) & MASK41 for c in total], np.uint64)
-        return (self.cycles0 + (t * num) // den) & MASK41
+        total = floor_ratio(t, num, den)
+        if isinstance(total, np.ndarray):
+            return (np.uint64(self.cycles0) + total.astype(np.uint64)) & np.uint64(MASK41)
+        return (self.cycles0 + total) & MASK41
 
     def timecounters(self, t: np.ndarray) -> tuple[np.ndarray, list[Timecounter]]:
         """The timecounter in force at each true time: init at 0, then timecounter_read at each
@@ -402,7 +423,8 @@ class Mlx5(Driver):
         else:
             xdp_kfunc_call_preserving_r1(patch, MLX5E_XDP_BUFF.offsetof("r0"),
                                          ctx.symbols.add(KernelFunction("mlx5e_xdp_rx_timestamp_helper",
-                                                                        _helper_rx_timestamp, cost=COST_TS_FR)))
+                                                                        _helper_rx_timestamp, cost=COST_TS_FR,
+                                                                        lanes=_helper_rx_timestamp_lanes)))
 
     def unroll_field(self, ctx: UnrollContext, kfunc: KfuncSpec, patch: BpfPatch) -> None:
         if kfunc.enum.endswith("_SUPPORTED"):
@@ -431,7 +453,7 @@ class Mlx5(Driver):
         cost = COST_TS_RT if self.real_time else COST_TS_FR
         if status:
             return KernelFunction("mlx5e_xdp_rx_timestamp", _xmo_rx_timestamp, cost=cost, lanes=_rx_timestamp_lanes)
-        return KernelFunction("mlx5e_xdp_rx_timestamp", _v1_rx_timestamp, cost=cost)
+        return KernelFunction("mlx5e_xdp_rx_timestamp", _v1_rx_timestamp, cost=cost, lanes=_v1_rx_timestamp_lanes)
 
     def other_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
         if kfunc.returns != "status":

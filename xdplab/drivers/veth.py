@@ -23,6 +23,7 @@ import numpy as np
 
 from ..bpf import builders as B
 from ..bpf import opcodes as op
+from ..bpf.lanes import LaneState
 from ..bpf.patch import BpfPatch
 from ..clocks import Phc
 from ..kernel import errno_ret
@@ -52,6 +53,17 @@ def _v1_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
     """veth's rx_timestamp as a C routine (the call designs): skb ? skb->tstamp : 0."""
     skb = _skb_of(cctx, r1)
     return cctx.read(skb + SK_BUFF.offsetof("tstamp"), 8) if skb else 0
+
+
+def _v1_rx_timestamp_lanes(st: LaneState, lanes: np.ndarray, args: list[np.ndarray]) -> np.ndarray:
+    """:func:`_v1_rx_timestamp` for many lanes; a lane whose skb cannot be read runs the scalar one."""
+    skb, ok = st.helper_read(lanes, args[0] + np.uint64(VETH_XDP_BUFF.offsetof("skb")), 8)
+    stamp, ok1 = st.helper_read(lanes, skb + np.uint64(SK_BUFF.offsetof("tstamp")), 8)
+    out = np.where(skb != 0, stamp, np.uint64(0))
+    rest = np.nonzero(~(ok & ((skb == 0) | ok1)))[0]
+    if len(rest):
+        out[rest] = st.call_scalar(lanes[rest], [a[rest] for a in args])
+    return out
 
 
 def _xmo_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
@@ -112,7 +124,7 @@ class Veth(Driver):
     def timestamp_routine(self, *, status: bool) -> KernelFunction:
         if status:
             return KernelFunction("veth_xdp_rx_timestamp", _xmo_rx_timestamp, cost=COST_XMO)
-        return KernelFunction("veth_xdp_rx_timestamp", _v1_rx_timestamp, cost=COST_TS)
+        return KernelFunction("veth_xdp_rx_timestamp", _v1_rx_timestamp, cost=COST_TS, lanes=_v1_rx_timestamp_lanes)
 
     def other_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
         if kfunc.returns == "status" and kfunc.field == "rx_hash":

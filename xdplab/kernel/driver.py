@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
+import numpy as np
+
 from ..bpf import builders as B
+from ..bpf.lanes import LaneState
 from ..bpf.machine import CallContext
 from ..bpf.patch import BpfPatch
 from .kfuncs import FIELD_KFUNC_ENUMS, NEWEST_KERNEL, KfuncSpec
@@ -23,8 +26,6 @@ from .structs import XDP_BUFF, StructLayout, layout
 from .symbols import KernelFunction, OpCost
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-
     from .structs import KernelMemory
     from .symbols import KernelSymbols
 
@@ -85,8 +86,10 @@ def supported_routine(driver_name: str) -> KernelFunction:
     """``*_supported`` as a C routine (the call designs): every RFC v2 driver answers 1."""
     def fn(ctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         return 1
+    def lanes(st: LaneState, lanes: np.ndarray, args: list[np.ndarray]) -> np.ndarray:
+        return np.ones(len(lanes), np.uint64)
     return KernelFunction(f"{driver_name}_xdp_rx_timestamp_supported", fn,
-                          "returns 1 (every RFC v2 driver unrolls it to r0 = 1)", OpCost(insns={"alu64": 1}))
+                          "returns 1 (every RFC v2 driver unrolls it to r0 = 1)", OpCost(insns={"alu64": 1}), lanes)
 
 
 class Driver:

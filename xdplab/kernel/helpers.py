@@ -15,7 +15,6 @@ stack (the interpreter keeps the frame; nothing observable differs for verified 
 """
 from __future__ import annotations
 
-import ipaddress
 from typing import Any, Callable, Mapping, Protocol
 
 from ..bpf.errors import BpfError

@@ -127,6 +127,10 @@ def put_field(rows: np.ndarray, lay: StructLayout, name: str, values: object,
         word = (int(v) & ((1 << (8 * f.size)) - 1)).to_bytes(f.size, byteorder)
         rows[:, f.offset:f.offset + f.size] = np.frombuffer(word, np.uint8)
         return
+    typed = _typed_column(rows, f, byteorder)
+    if typed is not None:                    # an aligned field: one strided store, no temporaries
+        typed[:] = v.astype(np.uint64, copy=False)
+        return
     raw = v.astype(np.uint64).astype("<u8").view(np.uint8).reshape(-1, 8)[:, :f.size]
     rows[:, f.offset:f.offset + f.size] = raw if byteorder == "little" else raw[:, ::-1]
 
@@ -135,7 +139,19 @@ def get_field(rows: np.ndarray, lay: StructLayout, name: str,
               byteorder: Literal["little", "big"] = "little") -> np.ndarray:
     """Field ``name`` of each row of ``rows`` as uint64 (the inverse of :func:`put_field`)."""
     f = lay.fields[name]
+    typed = _typed_column(rows, f, byteorder)
+    if typed is not None:
+        return typed.astype(np.uint64)
     raw = rows[:, f.offset:f.offset + f.size]
     word = np.zeros((rows.shape[0], 8), np.uint8)
     word[:, :f.size] = raw if byteorder == "little" else raw[:, ::-1]
     return word.view("<u8").reshape(-1).copy()
+
+
+def _typed_column(rows: np.ndarray, f: Field, byteorder: str) -> np.ndarray | None:
+    """A typed view of one field across contiguous rows when it is little-endian and naturally
+    aligned (offset and row width multiples of its size); None otherwise."""
+    if byteorder != "little" or f.size not in (1, 2, 4, 8) or f.offset % f.size or rows.ndim != 2 \
+            or rows.shape[1] % f.size or not rows.flags.c_contiguous:
+        return None
+    return rows.view(f"<u{f.size}")[:, f.offset // f.size]

@@ -7,6 +7,8 @@ skipped: the workbench loads as root, and bypass_spec_v1/v4 hold (MODEL).
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from . import tnum as tn
 from .env import BPF_MAX_VAR_OFF, EACCES, EINVAL, Env, Refuse
 from .mem import DST_OP, DST_OP_NO_MARK, SRC_OP, check_reg_arg, regs
@@ -20,9 +22,9 @@ BPF_ADD, BPF_SUB, BPF_MUL, BPF_DIV, BPF_OR, BPF_AND, BPF_LSH, BPF_RSH = (
     0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70)
 BPF_NEG, BPF_MOD, BPF_XOR, BPF_MOV, BPF_ARSH, BPF_END = 0x80, 0x90, 0xA0, 0xB0, 0xC0, 0xD0
 # bpf_alu_string (disasm.c@6.1.192:70), used in the pointer-arithmetic messages.
-ALU_STRING = {0x00: "+=", 0x10: "-=", 0x20: "*=", 0x30: "/=", 0x40: "|=", 0x50: "&=",
+ALU_STRING = MappingProxyType({0x00: "+=", 0x10: "-=", 0x20: "*=", 0x30: "/=", 0x40: "|=", 0x50: "&=",
               0x60: "<<=", 0x70: ">>=", 0x80: "neg", 0x90: "%=", 0xA0: "^=", 0xB0: "=",
-              0xC0: "s>>=", 0xD0: "endian"}
+              0xC0: "s>>=", 0xD0: "endian"})
 
 
 def _s64_overflows(x: int) -> bool:

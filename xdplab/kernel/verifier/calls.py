@@ -13,6 +13,8 @@ kernel's "unknown func".  bpf_loop and callbacks are not modelled.
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import re
 from typing import NamedTuple
 
@@ -39,12 +41,12 @@ _MAP_KEY_VALUE_TYPES = (PTR_TO_STACK, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_
                         PTR_TO_MAP_VALUE)
 _MEM_TYPES = (PTR_TO_STACK, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
               PTR_TO_MEM, PTR_TO_MEM | MEM_ALLOC, PTR_TO_BUF)
-_COMPATIBLE = {ARG_CONST_MAP_PTR: (CONST_PTR_TO_MAP,), ARG_PTR_TO_MAP_KEY: _MAP_KEY_VALUE_TYPES,
+_COMPATIBLE = MappingProxyType({ARG_CONST_MAP_PTR: (CONST_PTR_TO_MAP,), ARG_PTR_TO_MAP_KEY: _MAP_KEY_VALUE_TYPES,
                ARG_PTR_TO_MAP_VALUE: _MAP_KEY_VALUE_TYPES, ARG_PTR_TO_MEM: _MEM_TYPES,
                ARG_PTR_TO_MEM_OR_NULL: _MEM_TYPES, ARG_CONST_SIZE: (SCALAR_VALUE,),
                ARG_CONST_SIZE_OR_ZERO: (SCALAR_VALUE,), ARG_PTR_TO_CTX: (PTR_TO_CTX,),
                ARG_CONST_ALLOC_SIZE_OR_ZERO: (SCALAR_VALUE,),
-               ARG_PTR_TO_ALLOC_MEM_RELEASE: (PTR_TO_MEM | MEM_ALLOC,)}
+               ARG_PTR_TO_ALLOC_MEM_RELEASE: (PTR_TO_MEM | MEM_ALLOC,)})
 
 # Map types (include/uapi/linux/bpf.h@6.1.192 enum bpf_map_type).
 BPF_MAP_TYPE_PROG_ARRAY, BPF_MAP_TYPE_PERF_EVENT_ARRAY = 3, 4
@@ -60,7 +62,7 @@ class HelperProto(NamedTuple):
     changes_pkt_data: bool = False   # bpf_helper_changes_pkt_data (net/core/filter.c@6.1.192)
 
 
-HELPER_PROTOS = {
+HELPER_PROTOS = MappingProxyType({
     1: HelperProto(RET_PTR_TO_MAP_VALUE_OR_NULL, (ARG_CONST_MAP_PTR, ARG_PTR_TO_MAP_KEY)),
     2: HelperProto(RET_INTEGER, (ARG_CONST_MAP_PTR, ARG_PTR_TO_MAP_KEY, ARG_PTR_TO_MAP_VALUE,
                                  ARG_ANYTHING)),
@@ -93,7 +95,7 @@ HELPER_PROTOS = {
     134: HelperProto(RET_INTEGER, (ARG_CONST_MAP_PTR, ARG_ANYTHING)),   # ringbuf_query
     177: HelperProto(RET_INTEGER, (ARG_PTR_TO_MEM, ARG_CONST_SIZE, ARG_PTR_TO_MEM_OR_NULL,
                                    ARG_CONST_SIZE_OR_ZERO)),            # trace_vprintk
-}
+})
 
 # Helpers xdp_func_proto (net/core/filter.c@6.1.192) + bpf_base_func_proto
 # (kernel/bpf/helpers.c@6.1.192:1686) offer an XDP program loaded by root.
@@ -133,15 +135,15 @@ def _check_reg_type(regno: int, reg: Reg, arg_type: int) -> None:
 
 # check_map_func_compatibility (verifier.c@6.1.192:6461): which helpers a special map kind
 # accepts, and which map kinds a map-specific helper accepts (the cases this model reaches).
-_MAP_ONLY_WITH = {BPF_MAP_TYPE_PROG_ARRAY: (12,), BPF_MAP_TYPE_PERF_EVENT_ARRAY: (25,),
+_MAP_ONLY_WITH = MappingProxyType({BPF_MAP_TYPE_PROG_ARRAY: (12,), BPF_MAP_TYPE_PERF_EVENT_ARRAY: (25,),
                   BPF_MAP_TYPE_RINGBUF: (130, 131, 134),
                   BPF_MAP_TYPE_DEVMAP: (51, 1), BPF_MAP_TYPE_DEVMAP_HASH: (51, 1),
-                  BPF_MAP_TYPE_CPUMAP: (51,), BPF_MAP_TYPE_XSKMAP: (51, 1)}
-_FUNC_ONLY_WITH = {12: (BPF_MAP_TYPE_PROG_ARRAY,), 25: (BPF_MAP_TYPE_PERF_EVENT_ARRAY,),
+                  BPF_MAP_TYPE_CPUMAP: (51,), BPF_MAP_TYPE_XSKMAP: (51, 1)})
+_FUNC_ONLY_WITH = MappingProxyType({12: (BPF_MAP_TYPE_PROG_ARRAY,), 25: (BPF_MAP_TYPE_PERF_EVENT_ARRAY,),
                    130: (BPF_MAP_TYPE_RINGBUF,), 131: (BPF_MAP_TYPE_RINGBUF,),
                    134: (BPF_MAP_TYPE_RINGBUF,),
                    51: (BPF_MAP_TYPE_DEVMAP, BPF_MAP_TYPE_DEVMAP_HASH, BPF_MAP_TYPE_CPUMAP,
-                        BPF_MAP_TYPE_XSKMAP)}
+                        BPF_MAP_TYPE_XSKMAP)})
 
 
 def check_map_func_compatibility(func_id: int, m: object) -> None:
@@ -279,9 +281,9 @@ def _check_mem_size_reg(env: Env, regno: int, zero_size_allowed: bool) -> None:
 
 
 # -- kfuncs ---------------------------------------------------------------------------------------
-_SCALAR_SIZES = {"__u64": 8, "u64": 8, "__s64": 8, "__u32": 4, "u32": 4, "int": 4, "__s32": 4,
+_SCALAR_SIZES = MappingProxyType({"__u64": 8, "u64": 8, "__s64": 8, "__u32": 4, "u32": 4, "int": 4, "__s32": 4,
                  "__u16": 2, "u16": 2, "__be16": 2, "__be32": 4, "__u8": 1, "u8": 1, "bool": 1,
-                 "long": 8}
+                 "long": 8})
 
 
 class KfuncArg(NamedTuple):

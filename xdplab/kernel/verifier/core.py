@@ -8,6 +8,8 @@ print_insn_state (931).
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from typing import Iterable, Mapping
 
 from ...bpf.errors import BpfDecodeError
@@ -25,7 +27,7 @@ from .regstate import (CONST_PTR_TO_MAP, PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_V
 from .result import VerifierResult
 from .state import new_main_state
 
-_SIZE = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}
+_SIZE = MappingProxyType({0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8})
 PROG_TYPES = ("xdp",)
 
 

@@ -52,7 +52,7 @@ FUNC_NAMES: tuple[str, ...] = (
     "dynptr_from_mem", "ringbuf_reserve_dynptr", "ringbuf_submit_dynptr",
     "ringbuf_discard_dynptr", "dynptr_read", "dynptr_write", "dynptr_data",
     "tcp_raw_gen_syncookie_ipv4", "tcp_raw_gen_syncookie_ipv6", "tcp_raw_check_syncookie_ipv4",
-    "tcp_raw_check_syncookie_ipv6", "ktime_get_tai_ns", "user_ringbuf_drain", "x",
+    "tcp_raw_check_syncookie_ipv6", "ktime_get_tai_ns", "user_ringbuf_drain",
 )
 BPF_FUNC_MAX_ID = len(FUNC_NAMES)
 

@@ -7,6 +7,8 @@ find_equal_scalars, check_cond_jmp_op (10325), mark_pkt_end (6797).
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from . import tnum as tn
 from .env import EACCES, EINVAL, MAX_PACKET_OFF, Env, Refuse
 from .mem import SRC_OP, check_reg_arg
@@ -20,8 +22,8 @@ from .tnum import U32, U64, s32, s64
 
 JEQ, JGT, JGE, JSET, JNE, JSGT, JSGE, JLT, JLE, JSLT, JSLE = (
     0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0xA0, 0xB0, 0xC0, 0xD0)
-_FLIP = {JEQ: JEQ, JNE: JNE, JSET: JSET, JGE: JLE, JGT: JLT, JLE: JGE, JLT: JGT,
-         JSGE: JSLE, JSGT: JSLT, JSLE: JSGE, JSLT: JSGT}
+_FLIP = MappingProxyType({JEQ: JEQ, JNE: JNE, JSET: JSET, JGE: JLE, JGT: JLT, JLE: JGE, JLT: JGT,
+         JSGE: JSLE, JSGT: JSLT, JSLE: JSGE, JSLT: JSGT})
 AT_PKT_END, BEYOND_PKT_END = -1, -2   # verifier.c@6.1.192:6793
 
 

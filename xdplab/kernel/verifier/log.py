@@ -13,6 +13,8 @@
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from typing import Callable
 
 from .helper_ids import func_id_name
@@ -23,12 +25,12 @@ from .state import BPF_REG_SIZE, SLOT_CHAR, STACK_INVALID, FuncState
 from .tnum import U32, U64, s64
 
 # disasm.c@6.1.192:70-115
-_ALU = {0x00: "+=", 0x10: "-=", 0x20: "*=", 0x30: "/=", 0x40: "|=", 0x50: "&=", 0x60: "<<=",
-        0x70: ">>=", 0x80: "neg", 0x90: "%=", 0xA0: "^=", 0xB0: "=", 0xC0: "s>>=", 0xD0: "endian"}
-_ATOMIC_ALU = {0x00: "add", 0x50: "and", 0x40: "or", 0xA0: "xor"}
-_LDST = {0x00: "u32", 0x08: "u16", 0x10: "u8", 0x18: "u64"}
-_JMP = {0x00: "jmp", 0x10: "==", 0x20: ">", 0xA0: "<", 0x30: ">=", 0xB0: "<=", 0x40: "&",
-        0x50: "!=", 0x60: "s>", 0xC0: "s<", 0x70: "s>=", 0xD0: "s<=", 0x80: "call", 0x90: "exit"}
+_ALU = MappingProxyType({0x00: "+=", 0x10: "-=", 0x20: "*=", 0x30: "/=", 0x40: "|=", 0x50: "&=", 0x60: "<<=",
+        0x70: ">>=", 0x80: "neg", 0x90: "%=", 0xA0: "^=", 0xB0: "=", 0xC0: "s>>=", 0xD0: "endian"})
+_ATOMIC_ALU = MappingProxyType({0x00: "add", 0x50: "and", 0x40: "or", 0xA0: "xor"})
+_LDST = MappingProxyType({0x00: "u32", 0x08: "u16", 0x10: "u8", 0x18: "u64"})
+_JMP = MappingProxyType({0x00: "jmp", 0x10: "==", 0x20: ">", 0xA0: "<", 0x30: ">=", 0xB0: "<=", 0x40: "&",
+        0x50: "!=", 0x60: "s>", 0xC0: "s<", 0x70: "s>=", 0xD0: "s<=", 0x80: "call", 0x90: "exit"})
 _CLASS = ("ld", "ldx", "st", "stx", "alu", "jmp", "jmp32", "alu64")
 
 BPF_LOG_ALIGNMENT = 40       # include/linux/bpf_verifier.h@6.1.192:455

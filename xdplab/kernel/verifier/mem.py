@@ -6,6 +6,8 @@ XDP's context rules are net/core/filter.c@6.1.192:8997-9044 (xdp_is_valid_access
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from . import tnum as tn
 from .env import BPF_MAX_VAR_OFF, EACCES, EFAULT, EINVAL, Env, Refuse
 from .regstate import (CONST_PTR_TO_MAP, MEM_RDONLY, NOT_INIT, PTR_MAYBE_NULL, PTR_TO_BTF_ID, PTR_TO_CTX,
@@ -25,9 +27,9 @@ ACCESS_DIRECT, ACCESS_HELPER = 1, 2
 
 # struct xdp_md (include/uapi/linux/bpf.h@6.1.192:6100): its layout lives in structs.XDP_MD;
 # the fields xdp_is_valid_access turns into packet pointers (net/core/filter.c@6.1.192:9031).
-_XDP_MD_PTR_TYPE = {XDP_MD.offsetof("data"): PTR_TO_PACKET,
+_XDP_MD_PTR_TYPE = MappingProxyType({XDP_MD.offsetof("data"): PTR_TO_PACKET,
                     XDP_MD.offsetof("data_end"): PTR_TO_PACKET_END,
-                    XDP_MD.offsetof("data_meta"): PTR_TO_PACKET_META}
+                    XDP_MD.offsetof("data_meta"): PTR_TO_PACKET_META})
 _EGRESS_IFINDEX = XDP_MD.offsetof("egress_ifindex")
 
 # is_spillable_regtype (verifier.c@6.1.192:3138): every pointer type the verifier tracks.

@@ -12,6 +12,8 @@ __reg_combine_64_into_32 ...), written again here over Python ints.
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from . import tnum as tn
 from .tnum import U32, U64, s32, s64
 
@@ -39,10 +41,10 @@ MEM_ALLOC = 1 << 10
 BASE_TYPE_MASK = 0xFF
 
 # reg_type_str's table, kernel/bpf/verifier.c@6.1.192:492.
-_TYPE_STR = {NOT_INIT: "?", SCALAR_VALUE: "scalar", PTR_TO_CTX: "ctx", CONST_PTR_TO_MAP: "map_ptr",
+_TYPE_STR = MappingProxyType({NOT_INIT: "?", SCALAR_VALUE: "scalar", PTR_TO_CTX: "ctx", CONST_PTR_TO_MAP: "map_ptr",
              PTR_TO_MAP_VALUE: "map_value", PTR_TO_STACK: "fp", PTR_TO_PACKET: "pkt",
              PTR_TO_PACKET_META: "pkt_meta", PTR_TO_PACKET_END: "pkt_end", PTR_TO_BTF_ID: "ptr_",
-             PTR_TO_MEM: "mem", PTR_TO_MAP_KEY: "map_key", PTR_TO_BUF: "buf"}
+             PTR_TO_MEM: "mem", PTR_TO_MAP_KEY: "map_key", PTR_TO_BUF: "buf"})
 
 
 def base_type(t: int) -> int:
