@@ -316,7 +316,7 @@ BAD_BY_TYPE = {
     "parse_clock_step": ["1s", "1s:0", "x:1ms", "-1s:1ms"], "_fields_arg": ["rx_bogus", "rx_hash,rx_hash"],
     "drivers": ["e1000", ",", "ice,ice"], "designs": ["rfc-v3", "", "none,none"],
     "_out_file": ["/nonexistent-dir/out.csv", "."], "_program_arg": ["/nonexistent.o", "x.o:prog"],
-    "_notebook_arg": ["/nonexistent.ipynb", "pyproject.toml"],
+    "_notebook_arg": ["/nonexistent.ipynb", "pyproject.toml"], "_pcap_file": ["/nonexistent.pcap", "pyproject.toml"],
 }
 REQUIRED = {"diff": ["--driver", "ice"], "xlated": ["--driver", "ice"], "run": ["--driver", "ice"],
             "report": ["--driver", "ice"]}
@@ -376,3 +376,24 @@ def test_program_object_and_a_broken_one(tmp_path):
                                       ("1500", 1500), ("-1ms", -1_000_000), (".5s", 500_000_000)])
 def test_durations(text, ns):
     assert cli.parse_duration(text) == ns
+
+
+def test_run_reads_a_pcap_and_refuses_an_unreadable_one(tmp_path):
+    """issue 15: `xdplab run --pcap`: the frames of the file are the traffic (IPv6/TCP flows here),
+    and the consumer's hash equals the Toeplitz hash of each frame's flow."""
+    import pandas as pd
+    from xdplab.traffic import Traffic
+    pcap = tmp_path / "flows.pcap"
+    Traffic.make(3, proto="tcp", ipv6=True).to_pcap(str(pcap), xdplab_lab().plan(6).trace)
+    out = xdplab("run", "--driver", "ice", "--design", "merged", "--fields", "rx_timestamp,rx_hash",
+                 "--packets", "6", "--pcap", str(pcap), "-o", str(tmp_path / "o.csv"))
+    assert "6 reached af_xdp" in " ".join(out.stdout.split())
+    df = pd.read_csv(tmp_path / "o.csv")
+    assert (df.rx_hash == df.hw_rx_hash).all() and df.rx_hash.nunique() == 3
+    bad = xdplab("run", "--driver", "ice", "--pcap", str(tmp_path / "missing.pcap"), ok=False)
+    assert bad.returncode == 2 and "cannot read pcap" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def xdplab_lab():
+    import xdplab as lib
+    return lib.Lab("ice")

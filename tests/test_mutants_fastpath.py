@@ -26,8 +26,8 @@ def test_a_call_leaves_poison_in_each_caller_saved_register(reg):
     """R1-R5 are caller-saved: after a call the verifier marks them NOT_INIT
     (kernel/bpf/verifier.c@6.1.192:1283 caller_saved[], :7688-7691 check_helper_call), so the
     value a JIT leaves there is arbitrary.  MODEL (xdplab/bpf/memory.py POISON_BASE): the
-    simulation writes POISON_BASE + n into Rn so that a read is recognisable.  Reading it back
-    (this run skips no check the simulation makes) must give exactly that value."""
+    simulation writes POISON_BASE + n into Rn so that a read is recognisable (xdplab's verifier
+    does not track register liveness, so the read runs).  It must give exactly that value."""
     for result in _both(f"r1 = 11\nr2 = 12\nr3 = 13\nr4 = 14\nr5 = 15\ncall 7\nr0 = r{reg}\nexit"):
         assert result.r0 == 0xDEAD_BEEF_0000_0000 + reg == POISON_BASE + reg
 

@@ -18,11 +18,17 @@ pytestmark = [pytest.mark.mutation,
                                  reason="the conformance suite (../shared/conformance) is absent")]
 
 
+# The seed draws 4 mutants none of which is equivalent (seed 11, for one, draws `value & SIGN32` ->
+# `value // SIGN32` on a 32-bit value: the same truth value, no test can kill it).  If semantics.py
+# changes, the draw changes: a failure then names the surviving mutant — judge it, then re-seed.
+SEED = "7"
+
+
 def _run(tmp_path: Path, name: str, tests: list[str], sample: int) -> dict:
     out = tmp_path / f"{name}.json"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "mutate.py"), "--modules", MODULE, "--sample",
-         str(sample), "--seed", "11", "--tests", *tests, "--out", str(out),
+         str(sample), "--seed", SEED, "--tests", *tests, "--out", str(out),
          "--workdir", str(tmp_path / f"work-{name}"), "--quiet"],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -135,3 +135,18 @@ def test_memory_layout_view(ipython_shell):
     assert len(v.out.outputs) == 1 and "image/png" in v.out.outputs[0]["data"]
     v.show(16)
     assert len(v.out.outputs) == 1
+
+
+def test_fields_selector_offers_what_the_driver_supports_and_greys_out_the_rest():
+    """issue 16: the selector offers exactly the fields the chosen driver and design support;
+    the others are shown struck through, with the reason designs.field_support gives."""
+    from xdplab.designs import field_support
+    from xdplab.viz.widgets import TourApp
+    app = TourApp(driver="mlx4", design="merged", plots_on=False, packets=10)
+    support = field_support("mlx4", "merged")
+    assert app.fields.options == tuple(f for f, why in support.items() if why is None)
+    assert "rx_vlan_tag" not in app.fields.options and "<s>rx_vlan_tag</s>" in app.fields_off.value
+    assert "xmo_rx_vlan_tag" in app.fields_off.value
+    app.driver.value = "veth"            # veth has every merged op in the newest kernel modelled
+    assert set(app.fields.options) == {f for f, why in field_support("veth", "merged").items() if why is None}
+    assert app.lab is not None and set(app.lab.fields) <= set(app.fields.options)

@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         merged["total"] = {"killed": k, "survived": v, "score": round(k / (k + v), 3) if k + v else None}
         result = merged
     if interrupted:
-        result["interrupted"] = True
+        (result["rerun"] if args.rerun_survivors else result)["interrupted"] = True
     _summarise(result)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=1) + "\n")
@@ -420,21 +420,28 @@ def _find_mutant(items, survivor: dict, key: str, source: str, mutate_code, get_
 
 
 def _summarise(result: dict) -> None:
-    """Score per module counting survivors killed by the tests written for them (status)."""
-    fixed = defaultdict(int)
+    """Scores counting the survivors' notes: `killed-by-new-test` (a test written for it kills it
+    now, checked with --rerun-survivors) and `killed-by-other-tests` (test files outside the
+    module's list kill it: --rerun-survivors --tests ...) count as killed; `equivalent` (no test can tell it from
+    the original; the note says why) leaves the denominator, as mutation scores are defined."""
+    fixed: dict[str, int] = defaultdict(int)
+    equiv: dict[str, int] = defaultdict(int)
     for s in result.get("survivors", []):
-        if s.get("status") == "killed-by-new-test":
+        if s.get("status") in ("killed-by-new-test", "killed-by-other-tests"):
             fixed[s["module"]] += 1
-    tot_k = tot_s = 0
+        elif s.get("status") == "equivalent":
+            equiv[s["module"]] += 1
+    tk = ts = te = 0
     for mod, e in result.get("modules", {}).items():
         k, s = e.get("killed", 0), e.get("survived", 0)
         if k + s:
-            e["score_after_new_tests"] = round((k + fixed[mod]) / (k + s), 3)
-        tot_k, tot_s = tot_k + k + fixed[mod], tot_s + s - fixed[mod]
-    if tot_k + tot_s:
-        result["total"]["score_after_new_tests"] = round(tot_k / (tot_k + tot_s), 3)
-        result["total"]["equivalent"] = sum(1 for s in result.get("survivors", [])
-                                            if s.get("status") == "equivalent")
+            e["score_after_new_tests"] = round((k + fixed[mod]) / (k + s - equiv[mod]), 3)
+            e["equivalent"] = equiv[mod]
+        tk, ts, te = tk + k + fixed[mod], ts + s - fixed[mod], te + equiv[mod]
+    if tk + ts:
+        result["total"]["score_after_new_tests"] = round(tk / (tk + ts - te), 3)
+        result["total"]["equivalent"] = te
+        result["total"]["still_surviving_not_equivalent"] = ts - te
 
 
 if __name__ == "__main__":

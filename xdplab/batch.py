@@ -19,6 +19,7 @@ distinct value and is read-only.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from .bpf import opcodes as bop
@@ -26,7 +27,7 @@ from .bpf.lanes import LaneRegion, LaneSpace, LaneState, VectorHelper, lanes_app
 from .consumer import consumer_columns
 from .cost import RunCounts, price
 from .kernel.af_xdp import XDP_PACKET_HEADROOM
-from .kernel.btf_hints import XDP_HINTS_TIMESTAMP, btf_hints_rows, flow_hint_flags
+from .kernel.btf_hints import btf_hints_rows, flow_hint_flags
 from .kernel.helpers import XDP_HELPER_IDS, helper_name
 from .kernel.loader import LoadedProgram
 from .kernel.skb import imported_hwtstamp
@@ -36,6 +37,7 @@ from .kernel.uapi import (BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem, BP
 from .kernel.xdp import META_MAX_RFC_ERA, adjust_meta_result, int_arg, redirect_map_result, xdp_buff_init
 from .plan import COLUMNS, RunPlan
 from .reasons import why
+from .traffic import Traffic
 
 U64 = np.uint64
 M32 = np.uint64(0xFFFFFFFF)
@@ -170,7 +172,8 @@ def run_batch(plan: RunPlan, lo: int, hi: int) -> pd.DataFrame:
     return df.sort_values("packet", kind="stable").reset_index(drop=True)
 
 
-def _run_flow(plan: RunPlan, packets: np.ndarray, t: np.ndarray, flow_index: int, traffic, flows) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+def _run_flow(plan: RunPlan, packets: np.ndarray, t: np.ndarray, flow_index: int, traffic: Traffic,
+              flows: npt.NDArray[np.int64]) -> pd.DataFrame:
     """Packets ``packets`` (all of one flow, arriving at ``t``) on lanes."""
     n = len(t)
     loaded, prof = plan.loaded, plan.profile
@@ -192,7 +195,7 @@ def _run_flow(plan: RunPlan, packets: np.ndarray, t: np.ndarray, flow_index: int
             vector[("kfunc", loaded.symbols.imm(name))] = kf.lanes
     res = run_lanes(loaded.xlated, q.space, np.full(n, WRAP_BASE, U64), helpers=env.helpers, kfuncs=env.kfuncs,
                     vector_helpers=vector, kind_names=tuple(prof.touch_cycles), stack_bytes=64)
-    err = np.not_equal(res.errors, None).astype(bool) if n else np.zeros(0, bool)
+    err = _faulted(res.errors) if n else np.zeros(0, bool)
     action = np.where(err, U64(0), res.r0)
     data_meta, data = q.field("data_meta"), q.field("data")
     meta_len = np.where(data_meta <= data, data - data_meta, U64(0)).astype(np.int64)
@@ -234,14 +237,20 @@ def _run_flow(plan: RunPlan, packets: np.ndarray, t: np.ndarray, flow_index: int
     return df
 
 
+def _faulted(errors: npt.NDArray[np.object_]) -> npt.NDArray[np.bool_]:
+    """The lanes whose run faulted (``errors`` holds None or the fault's text), elementwise
+    (None as a 0-d object array: numpy's stubs take no bare None operand)."""
+    return np.not_equal(errors, np.array(None, dtype=object)).astype(bool)
+
+
 def _reasons(plan: RunPlan, where_code: np.ndarray, ts: np.ndarray, q: LaneQueue,
-             errors: np.ndarray) -> pd.Categorical:
+             errors: npt.NDArray[np.object_]) -> pd.Categorical:
     """:func:`xdplab.reasons.why` for every packet, asked once per distinct combination of facts
     (a handful over many packets); program faults carry their own message."""
     n = len(where_code)
     cats: list[str] = [""]
     codes = np.zeros(n, np.int64)
-    err = np.not_equal(errors, None).astype(bool) if n else np.zeros(0, bool)
+    err = _faulted(errors) if n else np.zeros(0, bool)
     for i in np.nonzero(err)[0]:
         message = f"BpfExecuteError: {errors[i]}"
         if message not in cats:

@@ -258,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--assume-meta-support", action="store_true",
                    help="pretend mlx4/bnxt pass meta_valid=true (they did not in the RFC's era)")
     p.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILES, help="the CPU cost profile")
+    p.add_argument("--pcap", metavar="FILE", type=_pcap_file,
+                   help="receive the frames of this pcap file, in order (repeated if --packets is larger)")
     p.add_argument("-o", "--output", metavar="CSV", type=_out_file, help="also write one row per packet here")
 
     p = sub.add_parser("cost", help="per-packet cost, driver x design, against 10/25/100G budgets")
@@ -728,6 +730,16 @@ def _engine_for(lab: Any, engine: str, packets: int) -> str:
 _SECONDS_PER_PACKET: Mapping[str, float] = MappingProxyType({"scalar": 1e-3, "batch": 3e-6, "auto": 3e-6})
 
 
+def _pcap_file(text: str) -> str:
+    """A readable pcap file: its frames become the run's traffic (xdplab.traffic.Traffic.from_pcap)."""
+    from .traffic import PcapError, Traffic
+    try:
+        Traffic.from_pcap(text)
+    except (OSError, PcapError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read pcap {text!r}: {exc}") from None
+    return text
+
+
 def run_lab(lab: Any, packets: int, *, engine: str = "auto", progress: bool = True,
             start_ns: int = 2_000_000_000, interval_ns: int = 1_000_000, chunks: int | None = None,
             **kwargs: Any) -> Any:
@@ -787,10 +799,15 @@ def _run(args: argparse.Namespace) -> int:
         print("xdplab run: the program did not load, so no packet got through", file=sys.stderr)
         return 1
     events = tuple(ClockEvent(at, step) for at, step in sorted(args.clock_step))
-    df = run_lab(lab, args.packets, engine=args.engine, progress=True, start_ns=args.start,
-                 interval_ns=args.interval, path=args.path, stalls=tuple(sorted(args.stall)),
-                 clock_events=events, ppb=args.ppb, assume_meta_support=args.assume_meta_support,
-                 profile=args.profile)
+    knobs: dict[str, Any] = dict(path=args.path, stalls=tuple(sorted(args.stall)), clock_events=events,
+                                 ppb=args.ppb, assume_meta_support=args.assume_meta_support, profile=args.profile)
+    if args.pcap:       # the trace's flows follow the packet index: one call, no chunks
+        knobs["traffic"] = args.pcap
+        df = run_lab(lab, args.packets, engine=args.engine, progress=False, start_ns=args.start,
+                     interval_ns=args.interval, chunks=1, **knobs)
+    else:
+        df = run_lab(lab, args.packets, engine=args.engine, progress=True, start_ns=args.start,
+                     interval_ns=args.interval, **knobs)
     if args.output:
         df.to_csv(args.output, index=False)
     s = summarize(df, args.path)
@@ -971,7 +988,7 @@ def _report(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- present
 def _present(args: argparse.Namespace) -> int:
     try:
-        from . import app  # type: ignore[attr-defined]
+        from . import app
     except ImportError as exc:
         print(f"xdplab present: the app module (xdplab.app, Voilà app mode) is not available: {exc}. "
               "Install the app extra or use 'xdplab lab'.", file=sys.stderr)

@@ -54,7 +54,7 @@ def u64_rule(fn: _F) -> _F:
     @functools.wraps(fn)
     def rule(*args: Any) -> Any:
         scalar = all(np.ndim(a) == 0 for a in args)
-        arrays = [np.atleast_1d(np.asarray(a & M64 if isinstance(a, int) else a)).astype(np.uint64)
+        arrays = [np.atleast_1d(np.asarray(a & M64 if isinstance(a, int) else a)).astype(np.uint64, copy=False)
                   for a in args]
         with np.errstate(over="ignore"):
             out = fn(*arrays)

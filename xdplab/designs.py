@@ -6,6 +6,8 @@ module only orchestrates runs of :class:`xdplab.Lab` and tabulates them.
 from __future__ import annotations
 
 from concurrent.futures import Executor
+from functools import partial
+from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
@@ -15,9 +17,12 @@ from tqdm.auto import tqdm
 from . import drivers as _drivers
 from .bpf.patch import BpfPatch
 from .cost import DEFAULT_PROFILE
+from .kernel.driver import UnrollContext
 from .kernel.kfuncs import MERGED_KFUNC_SINCE, RFC_V2
+from .kernel.symbols import KernelSymbols
 from .lab import Lab, parse_kernel
 from .programs import FIELDS_BY_DESIGN, canonical_design
+from .traffic import Flow, Traffic
 
 # --------------------------------------------------------------------------- comparisons
 DESIGN_FIELD_SETS: Mapping[str, tuple[tuple[str, ...], ...]] = MappingProxyType({
@@ -60,11 +65,11 @@ def compare(drivers: tuple[str, ...] = ("veth", "ice", "mlx4", "bnxt"),
     designs = tuple(canonical_design(d) for d in designs)
     sets = field_sets or DESIGN_FIELD_SETS
     combos = [(d, g, f) for d in drivers for g in designs for f in sets[g]]
-    kw = dict(packets=packets, profile=profile, variant=variant, seed=seed)
+    run = partial(measure, packets=packets, profile=profile, variant=variant, seed=seed)   # picklable
     if executor is None:
-        rows = [measure(d, g, f, **kw) for d, g, f in tqdm(combos, desc="designs", disable=not progress)]  # type: ignore[arg-type]
+        rows = [run(d, g, f) for d, g, f in tqdm(combos, desc="designs", disable=not progress)]
     else:
-        futures = [executor.submit(measure, d, g, f, **kw) for d, g, f in combos]
+        futures = [executor.submit(run, d, g, f) for d, g, f in combos]
         rows = [fut.result() for fut in tqdm(futures, desc="designs", disable=not progress)]
     out = pd.DataFrame(rows)
     baseline = {r["driver"]: r["cost_ns"] for r in rows if r["design"] == "none"}
@@ -88,7 +93,8 @@ def field_subsets(design: str) -> tuple[tuple[str, ...], ...]:
 
 
 def _measure_fields(driver: str, design: str, n: int, fields: tuple[str, ...], *, packets: int, profile: str,
-                    variant: str, seed: int, kernel: str | None, traffic) -> dict:  # type: ignore[no-untyped-def]
+                    variant: str, seed: int, kernel: str | None,
+                    traffic: Traffic | str | Path | list[Flow] | None) -> dict:
     program_fields = () if design in ("btf-hints", "none") else fields
     lab = Lab(driver, program_fields, design=design, variant=variant, seed=seed, kernel=kernel)
     df = lab.run(packets, profile=profile, assume_meta_support=True, traffic=traffic)
@@ -100,7 +106,8 @@ def _measure_fields(driver: str, design: str, n: int, fields: tuple[str, ...], *
 def field_cost_sweep(drivers: tuple[str, ...] | None = None,
                      designs: tuple[str, ...] = ("none", "btf-hints", "rfc-v2", "patch-v3", "merged"), *,
                      packets: int = 20, profile: str = DEFAULT_PROFILE, variant: str = "fixed",
-                     kernel: str | None = None, seed: int = 0, traffic=None,  # type: ignore[no-untyped-def]
+                     kernel: str | None = None, seed: int = 0,
+                     traffic: Traffic | str | Path | list[Flow] | None = None,
                      progress: bool = False, executor: Executor | None = None) -> pd.DataFrame:
     """Per-packet cost against the number of metadata fields the program uses, for every
     driver and design: the cover letter's claim that "users can use a small subset of
@@ -114,19 +121,19 @@ def field_cost_sweep(drivers: tuple[str, ...] | None = None,
     floor (no metadata).  ``assume_meta_support`` is on so mlx4/bnxt deliver.
     """
     names = drivers or _drivers.names()
-    combos = []
+    combos: list[tuple[str, str, int, tuple[str, ...]]] = []
     for d in names:
         for g in designs:
             if g in KFUNC_DESIGNS:
                 combos += [(d, g, len(fs), fs) for fs in field_subsets(g)]
             else:
                 combos += [(d, g, n, FIELD_ORDER[:n]) for n in range(len(FIELD_ORDER) + 1)]
-    kw = dict(packets=packets, profile=profile, variant=variant, seed=seed, kernel=kernel, traffic=traffic)
+    run = partial(_measure_fields, packets=packets, profile=profile, variant=variant, seed=seed, kernel=kernel,
+                  traffic=traffic)                                                          # picklable
     if executor is None:
-        rows = [_measure_fields(d, g, n, f, **kw)  # type: ignore[arg-type]
-                for d, g, n, f in tqdm(combos, desc="fields", disable=not progress)]
+        rows = [run(d, g, n, f) for d, g, n, f in tqdm(combos, desc="fields", disable=not progress)]
     else:
-        futures = [executor.submit(_measure_fields, d, g, n, f, **kw) for d, g, n, f in combos]
+        futures = [executor.submit(run, d, g, n, f) for d, g, n, f in combos]
         rows = [fut.result() for fut in tqdm(futures, desc="fields", disable=not progress)]
     out = pd.DataFrame(rows)
     out.attrs.update(profile=profile, packets=packets, kernel=kernel or "newest")
@@ -162,6 +169,8 @@ def field_support(driver: str, design: str, *, kernel: str | None = None,
             out[f] = None if drv.supports_rx_timestamp else f"{driver} has no RX timestamp in the RFC"
         else:
             patch = BpfPatch()
-            drv.unroll_kfunc(None, RFC_V2.by_name(f"bpf_xdp_metadata_{f}_supported"), patch)  # type: ignore[arg-type]
+            # A throwaway context: the *_supported unrolls emit a constant and use none of it.
+            ctx = UnrollContext("fixed", KernelSymbols(), RFC_V2, lambda kf, p: None, lambda p: None)
+            drv.unroll_kfunc(ctx, RFC_V2.by_name(f"bpf_xdp_metadata_{f}_supported"), patch)
             out[f] = None if len(patch) else f"{driver} has no {f} source (MODEL: *_supported unrolls to 0)"
     return out

@@ -17,7 +17,7 @@ import os
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -45,9 +45,28 @@ from .consumer import MetaLayout
 from .programs import metadata_layout
 from .traffic import Flow, Trace, Traffic, as_traffic, udp_frame
 
+if TYPE_CHECKING:                     # the object loader is imported only when an object is given
+    from .libbpf import BpfObject
+
 BOUND_DESIGNS = ("rfc-v2", "patch-v3", "merged")
 LANE_CHUNK = 131_072        # lanes per engine call: bounded memory (~100 MB) whatever the run's size
 POOL_MIN_PACKETS = 400_000  # below this a process pool costs more than it saves on 2 cores
+
+
+class RunKnobs(TypedDict):
+    """The keyword arguments :meth:`Lab.run` passes on to :meth:`Lab.plan` (a plain dict at
+    run time, so it travels to an executor's workers with :func:`run_chunk`)."""
+
+    interval_ns: int
+    start_ns: int
+    jitter_ns: int
+    stalls: tuple
+    clock_events: tuple
+    ppb: float
+    fast: bool
+    assume_meta_support: bool
+    profile: str
+    traffic: Traffic | str | Path | list[Flow] | None
 
 
 def _tidy_categorical(series: pd.Series) -> pd.Series:
@@ -126,7 +145,7 @@ class Lab:
         drv = drivers.get(driver, **(driver_options or {}))
         drv.kernel = self.kernel_release        # the merged ops that release had (Driver.merged_ops)
         self.device = self.kernel.netns.add(f"{driver}0", drv)
-        self.source: Any = None
+        self.source: BpfObject | None = None       # the BPF object a program came from
         self._attach_type: int | None = None       # an object program's expected_attach_type
         self._obj_flags = 0                        # and its prog_flags (BPF_F_XDP_HAS_FRAGS)
         if program is None:
@@ -135,17 +154,26 @@ class Lab:
         else:
             self.program = self._user_program(program, design)
         self._custom = program is not None
-        self.meta_layout: MetaLayout | None = None
-        if meta_struct is not None or (self.source is not None and hasattr(self.source, "meta_struct")):
+        self.meta_layout = self._meta_layout(meta_struct, program is None)
+        self._by_path: dict[str, LoadedProgram] = {}
+        self.loaded: LoadedProgram = self._load(self.program)
+
+    def _meta_layout(self, meta_struct: str | None, generated: bool) -> MetaLayout | None:
+        """What the AF_XDP consumer decodes: ``meta_struct`` (or the object's own struct) from
+        the object's BTF, else the generated program's layout.  A method so that mypy sees
+        ``self.source`` as :meth:`_user_program` left it, not as ``__init__`` first set it."""
+        source = self.source
+        if meta_struct is not None or (source is not None and hasattr(source, "meta_struct")):
             try:
-                self.meta_layout = MetaLayout.from_btf(self.source.meta_struct(meta_struct))
+                if source is None:
+                    raise ValueError("a generated or given Program has no BTF to find it in")
+                return MetaLayout.from_btf(source.meta_struct(meta_struct))
             except Exception as exc:          # a user object without a findable struct: no columns
                 if meta_struct is not None:
                     raise ValueError(f"meta_struct={meta_struct!r}: {exc}") from None
-        elif program is None:
-            self.meta_layout = metadata_layout(design, fields)
-        self._by_path: dict[str, LoadedProgram] = {}
-        self.loaded: LoadedProgram = self._load(self.program)
+        elif generated:
+            return metadata_layout(self.design, self.fields)
+        return None
 
     def _load(self, program: Program) -> LoadedProgram:
         """BPF_PROG_LOAD as libbpf would issue it: device-bound for the kfunc designs, with the
@@ -288,10 +316,10 @@ class Lab:
         """
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; valid engines: {', '.join(ENGINES)}")
-        knobs = dict(interval_ns=interval_ns, start_ns=start_ns, jitter_ns=jitter_ns, stalls=tuple(stalls),
-                     clock_events=tuple(clock_events), ppb=ppb, fast=fast,
-                     assume_meta_support=assume_meta_support, profile=profile, traffic=traffic)
-        plan = self.plan(packets, path, **knobs)    # type: ignore[arg-type]
+        knobs = RunKnobs(interval_ns=interval_ns, start_ns=start_ns, jitter_ns=jitter_ns, stalls=tuple(stalls),
+                         clock_events=tuple(clock_events), ppb=ppb, fast=fast,
+                         assume_meta_support=assume_meta_support, profile=profile, traffic=traffic)
+        plan = self.plan(packets, path, **knobs)
         problem = lane_problem(plan.loaded)
         if engine == "batch" and problem:
             raise ValueError(f"{problem}; use engine='scalar'")
@@ -342,7 +370,7 @@ class Lab:
                 f"design={self.design!r}, seed={self.seed})")
 
 
-def run_chunk(spec: dict, packets: int, path: str, knobs: dict, engine: str, lo: int, hi: int) -> pd.DataFrame:
+def run_chunk(spec: dict, packets: int, path: str, knobs: RunKnobs, engine: str, lo: int, hi: int) -> pd.DataFrame:
     """One chunk of a run, anywhere: rebuild the Lab from its spec, plan the same run, execute
     packets ``lo..hi`` on ``engine``.  What an Executor's workers call."""
     lab = Lab(spec["driver"], spec["fields"], variant=spec["variant"], design=spec["design"], seed=spec["seed"],

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from .bpf.memory import Region
 from .cost import CpuProfile
 from .kernel.boot import Boot
@@ -39,7 +42,7 @@ class RunPlan:
     (:mod:`xdplab.consumer`).
     """
 
-    def flows(self, lo: int, hi: int) -> "tuple[Traffic, object]":
+    def flows(self, lo: int, hi: int) -> tuple[Traffic, npt.NDArray[np.int64]]:
         """The traffic and the flow index of packets ``lo..hi``."""
         traffic = self.traffic or Traffic.selftest()
         return traffic, traffic.flow_index(lo, hi)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .kernel.rxmeta import ETH_P_8021AD, ETH_P_8021Q, RxFlow
 
@@ -219,7 +220,7 @@ def parse_frame(frame: bytes, *, vlan_strip: bool = True, key: bytes = RSS_KEY_M
         tag = (ethertype, int.from_bytes(frame[14:16], "big"))
         ethertype, off = int.from_bytes(frame[16:18], "big"), 18
     stripped = tag[0] == ETH_P_8021Q and vlan_strip      # only C-tags are stripped (RxFlow)
-    base = dict(vlan_proto=tag[0], vlan_tci=tag[1], vlan_stripped=stripped, vlan_offload=vlan_strip)
+    base = RxFlow(vlan_proto=tag[0], vlan_tci=tag[1], vlan_stripped=stripped, vlan_offload=vlan_strip)
     if ethertype == ETH_P_IP and len(frame) >= off + 20:
         ihl = (frame[off] & 0xF) * 4
         proto, s, d, l4off = frame[off + 9], frame[off + 12:off + 16], frame[off + 16:off + 20], off + ihl
@@ -228,12 +229,12 @@ def parse_frame(frame: bytes, *, vlan_strip: bool = True, key: bytes = RSS_KEY_M
         proto, s, d, l4off = frame[off + 6], frame[off + 8:off + 24], frame[off + 24:off + 40], off + 40
         fam = "ipv6"
     else:
-        return RxFlow(**base)
+        return base
     kind = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}.get(proto, "")
     ports = frame[l4off:l4off + 4] if kind in ("tcp", "udp") and len(frame) >= l4off + 4 else b""
     if kind in ("tcp", "udp") and not ports:
         kind = ""
-    return RxFlow(rss_hash=toeplitz_hash(s + d + ports, key), l3=fam, l4=kind, **base)
+    return replace(base, rss_hash=toeplitz_hash(s + d + ports, key), l3=fam, l4=kind)
 
 
 def _strip_tag(frame: bytes) -> bytes:
@@ -320,7 +321,7 @@ class Traffic:
     def n_flows(self) -> int:
         return len(self.frames)
 
-    def flow_index(self, lo: int = 0, hi: int = 0) -> np.ndarray:
+    def flow_index(self, lo: int = 0, hi: int = 0) -> npt.NDArray[np.int64]:
         """The flow of packets ``lo..hi`` (int64), the same whichever slice is asked."""
         k = np.arange(lo, hi, dtype=np.int64)
         n = len(self.frames)

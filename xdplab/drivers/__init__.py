@@ -33,6 +33,6 @@ def get(name: str, **options: object) -> Driver:
     except KeyError:
         raise ValueError(f"unknown driver {name!r}; valid drivers: {', '.join(REGISTRY)}") from None
     try:
-        return cls(**options)  # type: ignore[call-arg]
+        return cls(**options)
     except TypeError as exc:
         raise ValueError(f"driver {name}: bad options {options}: {exc}") from None

@@ -37,10 +37,13 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 import numpy as np
+import numpy.typing as npt
 
 from ..bpf import builders as B
 from ..bpf import opcodes as op
-from ..bpf.lanes import LaneState
+from ..bpf.lanes import Lanes, LaneState, U64Array
+from ..bpf.machine import CallContext, IntAccess
+from ..bpf.memory import Region
 from ..bpf.patch import BpfPatch
 from ..clocks import Phc, Refresher, Timecounter, cyclecounter_mask, timecounter_cyc2time, u64_rule
 from ..kernel.driver import Driver, RxSettings, UnrollContext, wrapper_layout
@@ -127,7 +130,7 @@ def make_completion(phc_ns: int, *, ptp: bool = True, length: int = 64) -> tuple
     return cmp[0].tobytes(), ext[0].tobytes()
 
 
-def read_ptp(cctx, bp: int) -> tuple[int, Timecounter]:  # type: ignore[no-untyped-def]
+def read_ptp(cctx: IntAccess, bp: int) -> tuple[int, Timecounter]:
     f = BNXT_PTP.fields
     old = cctx.read(bp + f["old_time"].offset, 8)
     tc = Timecounter(mult=cctx.read(bp + f["cc_mult"].offset, 4), shift=cctx.read(bp + f["cc_shift"].offset, 4),
@@ -137,7 +140,7 @@ def read_ptp(cctx, bp: int) -> tuple[int, Timecounter]:  # type: ignore[no-untyp
     return old, tc
 
 
-def write_ptp(region, old_time: int, tc: Timecounter, lock: int = 0) -> None:  # type: ignore[no-untyped-def]
+def write_ptp(region: Region | _Row, old_time: int, tc: Timecounter, lock: int = 0) -> None:
     f = BNXT_PTP.fields
     for name, val, size in (("ptp_lock", lock, 4), ("old_time", old_time, 8), ("tc_cycle_last", tc.cycle_last, 8),
                               ("tc_nsec", tc.nsec, 8), ("tc_frac", tc.frac, 8), ("cc_mask", tc.mask, 8),
@@ -150,7 +153,7 @@ class SpinlockHeld(RuntimeError):
     """spin_lock_bh found the lock taken (the aux worker holds it): it would spin."""
 
 
-def bnxt_xdp_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def bnxt_xdp_rx_timestamp(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     """RFC v2 14/14 ``bnxt_xdp_rx_timestamp`` (14-bnxt-...patch:38-64): ``ctx->r0 = 0`` without
     ``ctx->rxcmp1``; else ``bnxt_get_rx_ts_p5(ctx->bp, ...)`` (-ENODEV, so 0, when
     ``bp->ptp_cfg`` is NULL; old_time read with READ_ONCE on 64-bit, bnxt_ptp.h@6.1.192:130),
@@ -173,7 +176,7 @@ def bnxt_xdp_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-
     return r1
 
 
-def _v1_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _v1_rx_timestamp(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     bnxt_xdp_rx_timestamp(cctx, r1, r2, r3, r4, r5)
     return cctx.read(r1 + BNXT_XDP_BUFF.offsetof("r0"), 8)
 
@@ -280,7 +283,7 @@ class BnxtRxHw:
     """A bnxt Rx completion ring in simulated memory, ``struct bnxt`` with its ``ptp_cfg``,
     the PTP state and the wrapper."""
 
-    def __init__(self, mem, ncmp: int = 64) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, mem: KernelMemory, ncmp: int = 64) -> None:
         self.mem, self.ncmp = mem, ncmp
         self.cmps = mem.alloc("bnxt completion ring", 32 * ncmp, kind="descriptor")
         self.ptp = mem.new(BNXT_PTP, "bnxt_ptp_cfg", kind="clock")
@@ -430,8 +433,8 @@ class BnxtLaneRx:
 class _Row:
     """Lets :func:`write_ptp` fill one numpy row in place."""
 
-    def __init__(self, row: np.ndarray) -> None:
-        self.data = memoryview(row)
+    def __init__(self, row: npt.NDArray[np.uint8]) -> None:
+        self.data = row.data          # memoryview(row); ndarray.data so mypy (3.11 target) sees a buffer
 
 
 # =================================================================== metadata fields (issue 16)
@@ -468,7 +471,7 @@ def bnxt_rss_type(has_rxcmp1: Any, len_flags_type: Any, flags2: Any) -> Any:
     return np.where(has != 0, l3 | l4, U64(0))
 
 
-def _xmo_rx_hash(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _xmo_rx_hash(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     """bnxt_xdp_rx_hash (7.2+), reading rx_cmp at rxcmp1 - 16 (MODEL, see above)."""
     rxcmp1 = cctx.read(r1 + BNXT_XDP_BUFF.offsetof("rxcmp1"), 8)
     if not rxcmp1:
@@ -481,7 +484,7 @@ def _xmo_rx_hash(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
     return 0
 
 
-def _rx_hash_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+def _rx_hash_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
     """:func:`_xmo_rx_hash` for many lanes (the same fields and :func:`bnxt_rss_type`)."""
     c1, ok = st.helper_read(lanes, args[0] + U64(BNXT_XDP_BUFF.offsetof("rxcmp1")), 8)
     lft, ok1 = st.helper_read(lanes, c1 - U64(16) + U64(RX_CMP.offsetof("len_flags_type")), 4)

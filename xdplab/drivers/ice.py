@@ -34,13 +34,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from ..bpf import builders as B
 from ..bpf import opcodes as op
 from ..bpf.insn import Insn
+from ..bpf.lanes import Lanes, LaneState, Mask, U64Array
+from ..bpf.machine import CallContext, IntAccess
 from ..bpf.patch import BpfPatch
 from ..clocks import Phc, Refresher, u64_rule
 from ..kernel import errno_ret
@@ -239,7 +241,7 @@ def emit_rx_timestamp(patch: BpfPatch, defects: frozenset[str]) -> None:
 
 
 # ------------------------------------------------------------------- C routines (call designs)
-def _read_state(cctx, wrapper: int) -> tuple[int, bytes] | None:  # type: ignore[no-untyped-def]
+def _read_state(cctx: IntAccess, wrapper: int) -> tuple[int, bytes] | None:
     ring = cctx.read(wrapper + ICE_XDP_BUFF.offsetof("rx_ring"), 8)
     desc = cctx.read(wrapper + ICE_XDP_BUFF.offsetof("rx_desc"), 8)
     if not ring or not desc:
@@ -248,12 +250,12 @@ def _read_state(cctx, wrapper: int) -> tuple[int, bytes] | None:  # type: ignore
     return cached, cctx.read_bytes(desc, DESC_SIZE)
 
 
-def _v1_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _v1_rx_timestamp(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     state = _read_state(cctx, r1)
     return ice_ptp_rx_hwtstamp(*state) if state else 0
 
 
-def _xmo_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _xmo_rx_timestamp(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     """ice_xdp_rx_hw_ts (merged, ~6.8): 0 maps to -ENODATA."""
     state = _read_state(cctx, r1)
     ts = ice_ptp_rx_hwtstamp(*state) if state else 0
@@ -274,7 +276,7 @@ class IceRxHw:
     """An ice Rx queue in simulated memory: the descriptor ring, the ``ice_rx_ring`` with its
     ``cached_phctime``, and the per-packet ``ice_xdp_buff`` that ice_clean_rx_irq fills."""
 
-    def __init__(self, mem, ring_size: int = 64) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, mem: KernelMemory, ring_size: int = 64) -> None:
         self.mem, self.ring_size = mem, ring_size
         self.ring = mem.alloc("ice descriptor ring", DESC_SIZE * ring_size, kind="descriptor")
         self.rx_ring = mem.new(ICE_RX_RING, "ice_rx_ring", kind="ring")
@@ -494,12 +496,12 @@ def rx_vlan_tag_rule(ring_vlan_proto: Any, status_error0: Any, l2tag1: Any, stat
 _DESC_FIELDS = ("rxdid", "rss_hash", "ptype_flex_flags0", "status_error0", "l2tag1", "status_error1", "l2tag2_2nd")
 
 
-def _desc_fields(read, desc):  # type: ignore[no-untyped-def]
+def _desc_fields(read: Callable[[int, int], int], desc: int) -> dict[str, int]:
     """The descriptor's fields the two ops read, through ``read(addr, size)``."""
     return {f: read(desc + ICE_RX_FLEX_DESC.offsetof(f), ICE_RX_FLEX_DESC.sizeof(f)) for f in _DESC_FIELDS}
 
 
-def _xmo_rx_hash(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _xmo_rx_hash(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     d = _desc_fields(cctx.read, cctx.read(r1 + ICE_XDP_BUFF.offsetof("rx_desc"), 8))
     ret, h, t = (int(x[0]) for x in rx_hash_rule(d["rxdid"], d["rss_hash"], d["ptype_flex_flags0"]))
     cctx.write(r2, 4, h)
@@ -507,7 +509,7 @@ def _xmo_rx_hash(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
     return ret
 
 
-def _xmo_rx_vlan_tag(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _xmo_rx_vlan_tag(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     d = _desc_fields(cctx.read, cctx.read(r1 + ICE_XDP_BUFF.offsetof("rx_desc"), 8))
     ring = cctx.read(r1 + ICE_XDP_BUFF.offsetof("rx_ring"), 8)
     proto = cctx.read(ring + ICE_RX_RING_CTX.offsetof("vlan_proto"), 2)
@@ -520,7 +522,8 @@ def _xmo_rx_vlan_tag(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
     return ret
 
 
-def _lane_reads(st, lanes, base, fields):  # type: ignore[no-untyped-def]
+def _lane_reads(st: LaneState, lanes: Lanes, base: U64Array,
+                fields: tuple[str, ...]) -> tuple[dict[str, U64Array], Mask]:
     """Vector reads of descriptor fields: ({field: values}, ok)."""
     ok = np.ones(len(lanes), bool)
     out = {}
@@ -530,7 +533,7 @@ def _lane_reads(st, lanes, base, fields):  # type: ignore[no-untyped-def]
     return out, ok
 
 
-def _rx_hash_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+def _rx_hash_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
     """:func:`_xmo_rx_hash` for many lanes (the same rule); lanes it cannot serve run the
     scalar routine, which fails exactly as on the scalar machine."""
     desc, ok = st.helper_read(lanes, args[0] + U64(ICE_XDP_BUFF.offsetof("rx_desc")), 8)
@@ -548,7 +551,7 @@ def _rx_hash_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
     return out
 
 
-def _rx_vlan_tag_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+def _rx_vlan_tag_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
     """:func:`_xmo_rx_vlan_tag` for many lanes (the same rule)."""
     desc, ok = st.helper_read(lanes, args[0] + U64(ICE_XDP_BUFF.offsetof("rx_desc")), 8)
     ring, ok1 = st.helper_read(lanes, args[0] + U64(ICE_XDP_BUFF.offsetof("rx_ring")), 8)
@@ -575,7 +578,7 @@ def ice_rx_hash(desc: bytes) -> tuple[int, int, int]:
     return (-ENODATA if ret else 0), h, t
 
 
-def _stamp_lanes(st, lanes, r1):  # type: ignore[no-untyped-def]
+def _stamp_lanes(st: LaneState, lanes: Lanes, r1: U64Array) -> tuple[U64Array, Mask]:
     """``ice_ptp_rx_hwtstamp`` as the C routines read it, for many lanes, on the same
     :func:`rx_hwtstamp` rule: (stamp, served); a NULL ring/descriptor or an unmapped address
     leaves a lane to the scalar routine."""
@@ -587,14 +590,14 @@ def _stamp_lanes(st, lanes, r1):  # type: ignore[no-untyped-def]
     return rx_hwtstamp(cached, low, high), ok & ok1 & ok2 & ok3 & ok4 & (ring != 0) & (desc != 0)
 
 
-def _scalar_rest(st, lanes, args, done, out):  # type: ignore[no-untyped-def]
+def _scalar_rest(st: LaneState, lanes: Lanes, args: list[U64Array], done: Mask, out: U64Array) -> U64Array:
     rest = np.nonzero(~done)[0]
     if len(rest):
         out[rest] = st.call_scalar(lanes[rest], [a[rest] for a in args])
     return out
 
 
-def _rx_hw_ts_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+def _rx_hw_ts_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
     """``ice_xdp_rx_hw_ts`` (:func:`_xmo_rx_timestamp`) for many lanes."""
     ts, done = _stamp_lanes(st, lanes, args[0])
     w = np.nonzero(done & (ts != 0))[0]
@@ -602,7 +605,7 @@ def _rx_hw_ts_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
     return _scalar_rest(st, lanes, args, done, np.where(ts != 0, U64(0), U64(ENODATA_U64)))
 
 
-def _v1_rx_timestamp_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+def _v1_rx_timestamp_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
     """The call designs' by-value routine (:func:`_v1_rx_timestamp`) for many lanes."""
     ts, done = _stamp_lanes(st, lanes, args[0])
     return _scalar_rest(st, lanes, args, done, ts)

@@ -30,10 +30,13 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 import numpy as np
+import numpy.typing as npt
 
 from ..bpf import builders as B
 from ..bpf import opcodes as bop
-from ..bpf.lanes import LaneState
+from ..bpf.lanes import Lanes, LaneState, U64Array, VectorHelper
+from ..bpf.machine import CallContext, HelperFn, IntAccess
+from ..bpf.memory import Region
 from ..bpf.patch import BpfPatch
 from ..clocks import (Refresher, Timecounter, clocksource_khz2mult, cyclecounter_mask, floor_ratio, mlx4_freq_to_shift,
                       timecounter_cyc2time, u64_rule)
@@ -121,7 +124,7 @@ def mlx4_en_get_hwtstamp(tc: Timecounter, cycles: int) -> int:
     return tc.cyc2time(cycles)
 
 
-def read_timecounter(cctx, mdev: int) -> Timecounter:  # type: ignore[no-untyped-def]
+def read_timecounter(cctx: IntAccess, mdev: int) -> Timecounter:
     """The timecounter as the helper reads it from ``struct mlx4_en_dev`` memory."""
     f = MLX4_EN_DEV.fields
     return Timecounter(mult=cctx.read(mdev + f["cc_mult"].offset, 4),
@@ -132,7 +135,7 @@ def read_timecounter(cctx, mdev: int) -> Timecounter:  # type: ignore[no-untyped
                        frac=cctx.read(mdev + f["tc_frac"].offset, 8))
 
 
-def write_timecounter(region, tc: Timecounter, seq: int = 0) -> None:  # type: ignore[no-untyped-def]
+def write_timecounter(region: Region | _Row, tc: Timecounter, seq: int = 0) -> None:
     """Store a timecounter into a ``struct mlx4_en_dev`` region (a writer under the seqlock)."""
     f = MLX4_EN_DEV.fields
     for name, val, size in (("clock_seq", seq, 4), ("cc_mask", tc.mask, 8), ("cc_mult", tc.mult, 4),
@@ -146,8 +149,8 @@ class SeqlockBusy(RuntimeError):
     """A reader found the sequence odd: a writer holds the seqlock (it would spin)."""
 
 
-def _rx_timestamp_helper(check_null: bool):  # type: ignore[no-untyped-def]
-    def mxl4_xdp_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _rx_timestamp_helper(check_null: bool) -> HelperFn:
+    def mxl4_xdp_rx_timestamp(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         """ctx->r0 = timecounter_cyc2time(mlx4_en_get_cqe_ts(ctx->cqe)) under the seqlock; return ctx."""
         cqe = cctx.read(r1 + MLX4_XDP_BUFF.offsetof("cqe"), 8)
         mdev = cctx.read(r1 + MLX4_XDP_BUFF.offsetof("mdev"), 8)
@@ -167,7 +170,7 @@ def _rx_timestamp_helper(check_null: bool):  # type: ignore[no-untyped-def]
     return mxl4_xdp_rx_timestamp
 
 
-def _xmo_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _xmo_rx_timestamp(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     """mlx4_en_xdp_rx_timestamp (6.3): -ENODATA unless the filter is ALL (cqe set)."""
     cqe = cctx.read(r1 + MLX4_XDP_BUFF.offsetof("cqe"), 8)
     mdev = cctx.read(r1 + MLX4_XDP_BUFF.offsetof("mdev"), 8)
@@ -178,7 +181,7 @@ def _xmo_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
     return 0
 
 
-def _v1_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _v1_rx_timestamp(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     _rx_timestamp_helper(True)(cctx, r1, r2, r3, r4, r5)
     return cctx.read(r1 + MLX4_XDP_BUFF.offsetof("r0"), 8)
 
@@ -200,7 +203,7 @@ def _bswap(values: np.ndarray, size: int) -> np.ndarray:
     return values.astype(f"<u{size}").byteswap().astype(np.uint64)
 
 
-def _rx_timestamp_lanes(check_null: bool):  # type: ignore[no-untyped-def]
+def _rx_timestamp_lanes(check_null: bool) -> VectorHelper:
     """The helper for many lanes: the same fields, ``cqe_ts`` and ``timecounter_cyc2time`` as
     the scalar helper; lanes with an odd seqlock sequence, an unmapped address or (as posted)
     a NULL pointer go to the scalar helper, which fails exactly as it does there."""
@@ -286,7 +289,7 @@ class Mlx4RxHw:
     """An mlx4 Rx ring in simulated memory: CQEs, the ``mlx4_en_dev`` clock state and the
     per-packet ``mlx4_xdp_buff``."""
 
-    def __init__(self, mem, ncqe: int = 64) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, mem: KernelMemory, ncqe: int = 64) -> None:
         self.mem, self.ncqe = mem, ncqe
         self.cqes = mem.alloc("mlx4 CQ", CQE_SIZE * ncqe, kind="descriptor")
         self.mdev = mem.new(MLX4_EN_DEV, "mlx4_en_dev", kind="clock")
@@ -437,8 +440,8 @@ class Mlx4LaneRx:
 class _Row:
     """Lets :func:`write_timecounter` fill one numpy row in place."""
 
-    def __init__(self, row: np.ndarray) -> None:
-        self.data = memoryview(row)
+    def __init__(self, row: npt.NDArray[np.uint8]) -> None:
+        self.data = row.data          # memoryview(row); ndarray.data so mypy (3.11 target) sees a buffer
 
 
 
@@ -475,7 +478,7 @@ def mlx4_rss_type(status: Any, ipv6_ext_mask: Any) -> Any:
     return xht | np.where(v6, u(XDP_RSS_L3_IPV6) | np.where(ipv6_ext_mask != 0, u(XDP_RSS_L3_DYNHDR), u(0)), u(0))
 
 
-def _xmo_rx_hash(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _xmo_rx_hash(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     """mlx4_en_xdp_rx_hash.  MODEL: our wrapper (the RFC era's) sets cqe only with
     HWTSTAMP_FILTER_ALL; 6.3's always sets it, so a NULL cqe here is reported -ENODATA."""
     cqe = cctx.read(r1 + MLX4_XDP_BUFF.offsetof("cqe"), 8)
@@ -488,7 +491,7 @@ def _xmo_rx_hash(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
     return 0
 
 
-def _rx_hash_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+def _rx_hash_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
     """:func:`_xmo_rx_hash` for many lanes (the same fields and :func:`mlx4_rss_type`)."""
     cqe, ok = st.helper_read(lanes, args[0] + U64(MLX4_XDP_BUFF.offsetof("cqe")), 8)
     vals = {}

@@ -37,6 +37,8 @@ import numpy as np
 
 from ..bpf import builders as B
 from ..bpf import opcodes as op
+from ..bpf.lanes import Lanes, LaneState, Mask, U64Array
+from ..bpf.machine import CallContext, IntAccess
 from ..bpf.patch import BpfPatch
 from ..clocks import (Phc, Refresher, Timecounter, clocksource_khz2mult, cyclecounter_cyc2ns, cyclecounter_mask,
                       floor_ratio,
@@ -134,7 +136,7 @@ def put_cqe_meta(rows: np.ndarray, flow: Any) -> None:
     put_field(rows, MLX5_CQE64, "vlan_info", tci, "big")
 
 
-def read_timecounter(cctx, clock: int) -> Timecounter:  # type: ignore[no-untyped-def]
+def read_timecounter(cctx: IntAccess, clock: int) -> Timecounter:
     f = MLX5_CLOCK.fields
     return Timecounter(mult=cctx.read(clock + f["cc_mult"].offset, 4), shift=cctx.read(clock + f["cc_shift"].offset, 4),
                        mask=cctx.read(clock + f["cc_mask"].offset, 8),
@@ -154,7 +156,7 @@ class SeqlockBusy(RuntimeError):
     """A reader found the clock's sequence odd (a writer holds it)."""
 
 
-def _stamp(cctx, r1: int) -> int | None:  # type: ignore[no-untyped-def]
+def _stamp(cctx: IntAccess, r1: int) -> int | None:
     """The CQE's stamp in ns as ``mlx5e_cqe_ts_to_ns`` gives it (None: filter not ALL)."""
     rq = cctx.read(r1 + MLX5E_XDP_BUFF.offsetof("rq"), 8)
     cqe = cctx.read(r1 + MLX5E_XDP_BUFF.offsetof("cqe"), 8)
@@ -170,7 +172,7 @@ def _stamp(cctx, r1: int) -> int | None:  # type: ignore[no-untyped-def]
     return read_timecounter(cctx, clock).cyc2time(ts)
 
 
-def _xmo_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _xmo_rx_timestamp(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     """mlx5e_xdp_rx_timestamp ([D73] en/xdp.c 185-195)."""
     ns = _stamp(cctx, r1)
     if ns is None:
@@ -179,18 +181,18 @@ def _xmo_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
     return 0
 
 
-def _v1_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _v1_rx_timestamp(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     """By value (the RFC designs): the stamp or 0."""
     return _stamp(cctx, r1) or 0
 
 
-def _helper_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _helper_rx_timestamp(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     """The RFC pattern's called helper: ctx->r0 = stamp (or 0); returns ctx."""
     cctx.write(r1 + MLX5E_XDP_BUFF.offsetof("r0"), 8, _stamp(cctx, r1) or 0)
     return r1
 
 
-def _xmo_rx_hash(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _xmo_rx_hash(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     """mlx5e_xdp_rx_hash ([D73] en/xdp.c 244-264)."""
     rq = cctx.read(r1 + MLX5E_XDP_BUFF.offsetof("rq"), 8)
     if not cctx.read(rq + MLX5E_RQ.offsetof("rxhash"), 1):
@@ -202,7 +204,7 @@ def _xmo_rx_hash(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
     return 0
 
 
-def _xmo_rx_vlan_tag(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _xmo_rx_vlan_tag(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     """mlx5e_xdp_rx_vlan_tag ([D73] en/xdp.c 266-278)."""
     cqe = cctx.read(r1 + MLX5E_XDP_BUFF.offsetof("cqe"), 8)
     row = np.frombuffer(cctx.read_bytes(cqe, CQE_SIZE), np.uint8).reshape(1, CQE_SIZE)
@@ -222,7 +224,8 @@ def _bswap(v: np.ndarray, size: int) -> np.ndarray:
     return v.astype(f"<u{size}").byteswap().astype(np.uint64)
 
 
-def _reads(st, lanes, base, lay, names):  # type: ignore[no-untyped-def]
+def _reads(st: LaneState, lanes: Lanes, base: U64Array, lay: StructLayout,
+           names: tuple[str, ...]) -> tuple[dict[str, U64Array], Mask]:
     ok = np.ones(len(lanes), bool)
     out = {}
     for f in names:
@@ -231,14 +234,14 @@ def _reads(st, lanes, base, lay, names):  # type: ignore[no-untyped-def]
     return out, ok
 
 
-def _finish(st, lanes, args, done, out):  # type: ignore[no-untyped-def]
+def _finish(st: LaneState, lanes: Lanes, args: list[U64Array], done: Mask, out: U64Array) -> U64Array:
     rest = np.nonzero(~done)[0]
     if len(rest):
         out[rest] = st.call_scalar(lanes[rest], [a[rest] for a in args])
     return out
 
 
-def _stamp_lanes(st, lanes, r1):  # type: ignore[no-untyped-def]
+def _stamp_lanes(st: LaneState, lanes: Lanes, r1: U64Array) -> tuple[U64Array, Mask, Mask]:
     """:func:`_stamp` for many lanes: (ns, served, have) -- ``have`` false where the filter is
     not ALL (no stamp), ``served`` false where the scalar routine must answer instead."""
     w, ok = _reads(st, lanes, r1, MLX5E_XDP_BUFF, ("cqe", "rq"))
@@ -257,19 +260,19 @@ def _stamp_lanes(st, lanes, r1):  # type: ignore[no-untyped-def]
     return ns, served, have
 
 
-def _rx_timestamp_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+def _rx_timestamp_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
     ns, done, have = _stamp_lanes(st, lanes, args[0])
     g = np.nonzero(done & have)[0]
     done[g] = st.helper_write(lanes[g], args[1][g], 8, ns[g])
     return _finish(st, lanes, args, done, np.where(have, U64(0), ENODATA_U64))
 
 
-def _v1_rx_timestamp_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+def _v1_rx_timestamp_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
     ns, done, have = _stamp_lanes(st, lanes, args[0])
     return _finish(st, lanes, args, done, np.where(have, ns, U64(0)))
 
 
-def _helper_rx_timestamp_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+def _helper_rx_timestamp_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
     ns, done, have = _stamp_lanes(st, lanes, args[0])
     g = np.nonzero(done)[0]
     done[g] = st.helper_write(lanes[g], args[0][g] + U64(MLX5E_XDP_BUFF.offsetof("r0")), 8,
@@ -277,7 +280,7 @@ def _helper_rx_timestamp_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
     return _finish(st, lanes, args, done, args[0].copy())
 
 
-def _rx_hash_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+def _rx_hash_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
     w, ok = _reads(st, lanes, args[0], MLX5E_XDP_BUFF, ("cqe", "rq"))
     rq, ok1 = _reads(st, lanes, w["rq"], MLX5E_RQ, ("rxhash",))
     c, ok2 = _reads(st, lanes, w["cqe"], MLX5_CQE64, ("rss_hash_result", "rss_hash_type"))
@@ -292,7 +295,7 @@ def _rx_hash_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
     return _finish(st, lanes, args, done, np.where(have, U64(0), ENODATA_U64))
 
 
-def _rx_vlan_tag_lanes(st, lanes, args):  # type: ignore[no-untyped-def]
+def _rx_vlan_tag_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
     w, ok = _reads(st, lanes, args[0], MLX5E_XDP_BUFF, ("cqe",))
     c, ok1 = _reads(st, lanes, w["cqe"], MLX5_CQE64, ("l4_l3_hdr_type", "vlan_info"))
     have = (c["l4_l3_hdr_type"] & U64(1)) != 0

@@ -24,6 +24,7 @@ import numpy as np
 from ..bpf import builders as B
 from ..bpf import opcodes as op
 from ..bpf.lanes import LaneState
+from ..bpf.machine import CallContext, IntAccess
 from ..bpf.patch import BpfPatch
 from ..clocks import Phc
 from ..kernel import errno_ret
@@ -45,11 +46,11 @@ SKB_MODEL = layout("sk_buff (model)", 232, "MODEL offsets for skb->hash, l4_hash
 assert SKB_MODEL.offsetof("tstamp") == SK_BUFF.offsetof("tstamp")
 
 
-def _skb_of(cctx, wrapper: int) -> int:  # type: ignore[no-untyped-def]
+def _skb_of(cctx: IntAccess, wrapper: int) -> int:
     return cctx.read(wrapper + VETH_XDP_BUFF.offsetof("skb"), 8)
 
 
-def _v1_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _v1_rx_timestamp(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     """veth's rx_timestamp as a C routine (the call designs): skb ? skb->tstamp : 0."""
     skb = _skb_of(cctx, r1)
     return cctx.read(skb + SK_BUFF.offsetof("tstamp"), 8) if skb else 0
@@ -66,7 +67,7 @@ def _v1_rx_timestamp_lanes(st: LaneState, lanes: np.ndarray, args: list[np.ndarr
     return out
 
 
-def _xmo_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _xmo_rx_timestamp(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     """veth_xdp_rx_timestamp (6.3): -ENODATA without an skb, else the skb's HW stamp."""
     skb = _skb_of(cctx, r1)
     if not skb:
@@ -75,7 +76,7 @@ def _xmo_rx_timestamp(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
     return 0
 
 
-def _xmo_rx_hash(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _xmo_rx_hash(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     """veth_xdp_rx_hash (6.3 + rss_type): skb_get_hash, L4_ANY if l4_hash."""
     skb = _skb_of(cctx, r1)
     if not skb:
@@ -196,7 +197,7 @@ SKB_META_MODEL = layout("sk_buff (model, metadata fields)", 232, "MODEL offsets 
 VETH_MERGED_OPS = MappingProxyType({"rx_timestamp": (6, 3), "rx_hash": (6, 3), "rx_vlan_tag": (6, 8)})
 
 
-def _xmo_rx_vlan_tag(cctx, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+def _xmo_rx_vlan_tag(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     """veth_xdp_rx_vlan_tag: no skb or no hw-accel tag -> -ENODATA."""
     skb = _skb_of(cctx, r1)
     if not skb:

@@ -39,7 +39,7 @@ def field_cost(df: pd.DataFrame, title: str | None = None) -> Figure:
         ax.set_xticks(range(int(df.n_fields.max()) + 1))
         ax.set_xlabel("fields used", fontsize=MIN_FONT_PT + 1)
         if k % cols == 0:
-            ax.set_ylabel("cost per packet (ns)", fontsize=MIN_FONT_PT + 1)
+            ax.set_ylabel("program cost per packet (ns)", fontsize=MIN_FONT_PT + 1)
         ax.tick_params(labelsize=MIN_FONT_PT)
         ax.ticklabel_format(axis="y", style="plain", useOffset=False)
         ax.grid(alpha=0.3)

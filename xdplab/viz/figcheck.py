@@ -29,7 +29,8 @@ def _texts(fig: Figure) -> list[tuple[str, Text]]:
             if not axis.get_visible() or not ax.axison:
                 continue
             out.append((f"{where} {name}label", axis.label))
-            for tick in axis._update_ticks():  # type: ignore[union-attr]  # the ticks actually drawn
+            # the ticks actually drawn; ignore: private Axis API, absent from matplotlib's stubs
+            for tick in axis._update_ticks():  # type: ignore[union-attr]
                 for lab in (tick.label1, tick.label2):
                     if lab.get_visible():
                         out.append((f"{where} {name}tick", lab))
@@ -50,6 +51,7 @@ def figure_problems(fig: Figure) -> list[str]:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         FigureCanvasAgg(fig)
     fig.canvas.draw()
+    # ignore: an Agg-family canvas (ensured above) has get_renderer; FigureCanvasBase's stub does not
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     problems: list[str] = []
     for n, ax in enumerate(fig.axes):

@@ -11,12 +11,14 @@ House rules (issue 17), checked by tests/test_figures.py on every figure of ever
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Iterable, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
@@ -115,7 +117,7 @@ def _short_fields(fields: str) -> str:
     return fields.replace("rx_timestamp", "timestamp").replace("rx_hash", "hash").replace("rx_vlan_tag", "vlan")
 
 
-def cost_bars(costs: pd.DataFrame, budgets=BUDGETS_GBIT, title: str = "") -> Figure:
+def cost_bars(costs: pd.DataFrame, budgets: Sequence[float] = BUDGETS_GBIT, title: str = "") -> Figure:
     """Per-packet cost, drivers grouped, one bar per (design, field set), against line-rate
     budgets (labelled in the right margin, outside the bars)."""
     table = costs.copy()
@@ -152,13 +154,13 @@ def cost_bars(costs: pd.DataFrame, budgets=BUDGETS_GBIT, title: str = "") -> Fig
     ax.set_xticks(range(len(drivers_)), drivers_, fontsize=10)
     ax.tick_params(axis="y", labelsize=9)
     _plain(ax, "y")
-    ax.set_ylabel("ns per packet", fontsize=10)
+    ax.set_ylabel("program ns per packet", fontsize=10)
     ax.set_title(title or f"per-packet cost (modelled, {costs.attrs.get('profile', 'CPU profile')})", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.1), ncol=3, fontsize=9, frameon=False)
     return _done(fig)
 
 
-def extension_window(extend, cached: int, span_ns: int = 6 * 2**30, points: int = 801,
+def extension_window(extend: Callable[[int, int], Any], cached: int, span_ns: int = 6 * 2**30, points: int = 801,
                      title: str = "32-bit extension around the cached PHC time") -> Figure:
     """Error of ``extend(cached, low32(true))`` against the true offset from the cache."""
     offsets = np.linspace(-span_ns, span_ns, points).astype(np.int64)
@@ -175,7 +177,7 @@ def extension_window(extend, cached: int, span_ns: int = 6 * 2**30, points: int 
     return _done(fig)
 
 
-def error_vs_cache_age(ages_s, errors_ns, title: str) -> Figure:
+def error_vs_cache_age(ages_s: npt.ArrayLike, errors_ns: npt.ArrayLike, title: str) -> Figure:
     errors = np.asarray(errors_ns, dtype=float)
     scale, unit = time_unit(float(np.nanmax(np.abs(errors))) if errors.size else 0.0)
     fig, ax = plt.subplots(figsize=(7, 3))
@@ -236,7 +238,7 @@ def insn_profile(by_design: Mapping[str, float], title: str = "instructions per 
     return _done(fig)
 
 
-def cost_per_packet(df: pd.DataFrame, budgets=BUDGETS_GBIT, title: str | None = None) -> Figure:
+def cost_per_packet(df: pd.DataFrame, budgets: Sequence[float] = BUDGETS_GBIT, title: str | None = None) -> Figure:
     """One run's mean modelled cost per packet, against line-rate budgets; if no packet ran to
     completion, says why instead of drawing an empty bar."""
     fig, ax = plt.subplots(figsize=(7, 2.4))
@@ -265,7 +267,7 @@ def cost_per_packet(df: pd.DataFrame, budgets=BUDGETS_GBIT, title: str | None = 
     ax.set_yticks([])
     _plain(ax, "x")
     ax.tick_params(labelsize=9)
-    ax.set_xlabel("ns per packet (modelled)", fontsize=10)
+    ax.set_xlabel("XDP program, ns per packet (modelled; a budget covers the whole RX path)", fontsize=9)
     ax.set_title(title or "cost per packet", fontsize=10, pad=30 if ok.any() else 6)
     return _done(fig)
 
@@ -383,7 +385,8 @@ def register_map(patches: Sequence[tuple[str, int]], title: str = "who may write
     labels = ["free for the unroll (R0, R2–R5)", "R1: ctx, kept", "R6–R9: the program's", "R10: frame"]
     dots = [plt.Line2D([], [], ls="", marker="o", color=OKABE_ITO["black"]),
             plt.Line2D([], [], ls="", marker="o", color=OKABE_ITO["vermillion"])]
-    ax.legend(handles + dots, labels + ["written by the patch", "written outside R0, R2–R5"],
+    artists: list[Artist] = [*handles, *dots]
+    ax.legend(artists, labels + ["written by the patch", "written outside R0, R2–R5"],
               loc="upper left", bbox_to_anchor=(0.0, -0.02), ncol=3, fontsize=9, frameon=False)
     ax.set_xlim(-0.05, n)
     ax.set_ylim(0, len(rows) + 2.3)

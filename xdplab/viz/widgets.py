@@ -6,11 +6,12 @@ from __future__ import annotations
 import html
 import time
 from types import MappingProxyType
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import ipywidgets as W
 
 from .. import drivers
+from ..designs import field_support
 from ..lab import Lab
 from ..programs import ALL_DESIGNS, FIELDS_BY_DESIGN
 from . import plots
@@ -102,7 +103,7 @@ def variant_picker(value: str = "fixed") -> W.ToggleButtons:
     return W.ToggleButtons(options=list(VARIANTS), value=value, description="variant")
 
 
-def field_picker(design: str = "rfc-v2", value=("rx_timestamp",)) -> W.SelectMultiple:
+def field_picker(design: str = "rfc-v2", value: Sequence[str] = ("rx_timestamp",)) -> W.SelectMultiple:
     options = list(FIELDS_BY_DESIGN[design])
     return W.SelectMultiple(options=options, value=tuple(v for v in value if v in options),
                             description="fields", rows=3)
@@ -157,13 +158,14 @@ class TourApp:
     the run, so the timestamp panel shows what a missed refresh does (set 0 for a quiet run)."""
 
     def __init__(self, driver: str = "ice", design: str = "rfc-v2", variant: str = "fixed",
-                 fields=("rx_timestamp",), packets: int = 200, plots_on: bool = True,
+                 fields: Sequence[str] = ("rx_timestamp",), packets: int = 200, plots_on: bool = True,
                  stall_s: float = 3.0, interval_ns: int = 25_000_000) -> None:
         self.packets, self.plots_on, self.interval_ns = packets, plots_on, interval_ns
         self.driver, self.design = driver_picker(driver), design_picker(design)
         self.variant, self.fields = variant_picker(variant), field_picker(design, fields)
         self.stall = W.FloatSlider(value=stall_s, min=0.0, max=6.0, step=0.5, description="stall (s)",
                                    tooltip="seconds the driver's clock-refresh task stops, from t = 1 s")
+        self.fields_off = W.HTML(layout=W.Layout(max_width="420px"))   # the fields not offered, and why
         self.help = W.HTML()
         self.status = W.HTML()
         self.reasons = W.HTML()
@@ -175,25 +177,43 @@ class TourApp:
         self.error: str | None = None
         self.timings: dict[str, float] = {}
         self._updating = False
-        for w in (self.driver, self.variant, self.fields, self.stall):
+        self._wanted = tuple(fields)          # what the reader asked for, kept across drivers/designs
+        for w in (self.variant, self.fields, self.stall):
             w.observe(lambda change: None if self._updating else self.render(), names="value")
+        self.fields.observe(self._fields_chosen, names="value")
         self.design.observe(self._design_changed, names="value")
-        controls = W.HBox([W.VBox([self.driver, self.design, self.stall]), W.VBox([self.variant, self.fields])])
+        self.driver.observe(self._design_changed, names="value")
+        controls = W.HBox([W.VBox([self.driver, self.design, self.stall]),
+                           W.VBox([self.variant, self.fields, self.fields_off])])
+        self._offer_fields()
         # side by side when there is room (Voilà, a wide Lab), the plots under the diff otherwise
         self.diff.widget.layout.flex = "1 1 700px"
         self.widget = W.VBox([controls, self.help, self.status, self.reasons,
                               W.HBox([self.diff.widget, self.plots], layout=W.Layout(flex_flow="row wrap"))])
         self.render()
 
-    def _design_changed(self, change) -> None:  # type: ignore[no-untyped-def]
-        options = list(FIELDS_BY_DESIGN[change["new"]])
-        keep = tuple(v for v in self.fields.value if v in options)
+    def _offer_fields(self) -> None:
+        """Offer exactly the fields the driver provides under the design (designs.field_support);
+        show the others greyed out with why."""
+        support = field_support(self.driver.value, self.design.value)
+        options = [f for f, why in support.items() if why is None]
+        keep = tuple(v for v in self._wanted if v in options)      # the reader's choice, where offered
         self._updating = True
         try:
             self.fields.options = options
             self.fields.value = keep or ((options[0],) if options else ())
         finally:
             self._updating = False
+        off = [f"<span style='color:#777'><s>{html.escape(f)}</s>: {html.escape(why)}</span>"
+               for f, why in support.items() if why is not None]
+        self.fields_off.value = "<br>".join(off)
+
+    def _fields_chosen(self, change: Mapping[str, Any]) -> None:
+        if not self._updating:
+            self._wanted = tuple(change["new"])
+
+    def _design_changed(self, change: Mapping[str, Any]) -> None:      # traitlets' change Bunch
+        self._offer_fields()
         self.render()
 
     def render(self) -> None:
@@ -273,7 +293,7 @@ class Quiz:
     def correct(self) -> bool:
         return self.choice.value == self.answer
 
-    def check(self, _=None) -> None:  # type: ignore[no-untyped-def]
+    def check(self, _: W.Button | None = None) -> None:     # on_click passes the button
         if self.choice.value is None:
             self.feedback.value = "<span style='color:#555'>pick an answer first</span>"
         elif self.correct:
@@ -287,5 +307,5 @@ def quiz(*items: tuple) -> W.VBox:
     """Several :class:`Quiz` questions in one box: ``quiz((question, options, answer, why), ...)``."""
     qs = [Quiz(*item) for item in items]
     box = W.VBox([W.HTML("<h4 style='margin:4px 0'>Quiz</h4>")] + [q.widget for q in qs])
-    box.quizzes = qs   # type: ignore[attr-defined]
+    box.quizzes = qs
     return box

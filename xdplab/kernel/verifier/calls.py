@@ -18,6 +18,7 @@ from types import MappingProxyType
 import re
 from typing import NamedTuple
 
+from ..maps import BpfMap
 from .env import E2BIG, EACCES, EFAULT, EINVAL, ENOTSUPP, Env, Refuse
 from .helper_ids import BPF_FUNC_MAX_ID, func_id_name
 from .log import format_state
@@ -146,7 +147,7 @@ _FUNC_ONLY_WITH = MappingProxyType({12: (BPF_MAP_TYPE_PROG_ARRAY,), 25: (BPF_MAP
                         BPF_MAP_TYPE_XSKMAP)})
 
 
-def check_map_func_compatibility(func_id: int, m: object) -> None:
+def check_map_func_compatibility(func_id: int, m: BpfMap) -> None:
     allowed_funcs = _MAP_ONLY_WITH.get(m.map_type)
     allowed_maps = _FUNC_ONLY_WITH.get(func_id)
     if (allowed_funcs is not None and func_id not in allowed_funcs) or \

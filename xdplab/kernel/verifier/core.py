@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Literal, Mapping
 
 from ...bpf.errors import BpfDecodeError
 from ...bpf.insn import Insn, Program
+from ..kfuncs import KfuncTable
+from ..maps import BpfMap
 from . import alu, calls, cfg, jmp
 from .env import (BPF_COMPLEXITY_LIMIT_INSNS, E2BIG, EACCES, EFAULT, EINVAL, Caps, Env,
-                  Refuse)
+                  RawInsn, Refuse)
 from .log import VerifierLog, format_state, print_bpf_insn, vlog_alignment
 from .mem import (BPF_READ, BPF_WRITE, DST_OP, DST_OP_NO_MARK, SRC_OP, check_atomic,
                   check_mem_access, check_reg_arg)
@@ -51,14 +53,19 @@ def print_insn_state(env: Env) -> None:
     env.scratched_regs = env.scratched_slots = 0
 
 
-def _kfunc_name(env: Env):  # type: ignore[no-untyped-def]
+def _kfunc_name(env: Env) -> Callable[[int], str | None]:
     def name(btf_id: int) -> str | None:
         spec = env.kfuncs.by_id(btf_id) if env.kfuncs is not None else None
         return spec.name if spec else None
     return name
 
 
-def check_ld_imm(env: Env, ins, nxt) -> None:  # type: ignore[no-untyped-def]
+def check_ld_imm(env: Env, ins: RawInsn, nxt: RawInsn | None) -> None:
+    """check_ld_imm (verifier.c@6.1.192:10575).  ``nxt`` is the second slot of ld_imm64;
+    resolve_pseudo_ldimm64 already refused an ld_imm64 in the last slot with this message
+    (verifier.c@6.1.192:13092-13096), so None here cannot come from a program that got this far."""
+    if nxt is None:
+        raise Refuse("invalid bpf_ld_imm64 insn", EINVAL)
     if ins.code & 0x18 != 0x18:
         raise Refuse("invalid BPF_LD_IMM insn", EINVAL)
     if ins.off:
@@ -134,7 +141,10 @@ def do_check(env: Env) -> None:
         do_print_state = True
 
 
-def _step(env: Env, ins, cls: int, n: int):  # type: ignore[no-untyped-def]
+StepOutcome = Literal["jumped", "frame", "exit"] | None
+
+
+def _step(env: Env, ins: RawInsn, cls: int, n: int) -> StepOutcome:
     """One instruction.  Returns None (go on), "jumped", "frame" (returned from a callee) or
     "exit" (the path ended)."""
     regs = env.cur.cur.regs
@@ -242,17 +252,19 @@ def _to_bytes(program: object) -> bytes:
     raise BpfDecodeError(f"expected a Program, bytes or Insn values, got {type(program).__name__}")
 
 
-def _maps_by_fd(maps: object) -> dict[int, object]:
+def _maps_by_fd(maps: Mapping[int, BpfMap] | Iterable[BpfMap] | None) -> dict[int, BpfMap]:
     if isinstance(maps, Mapping):
         return {int(k): v for k, v in maps.items()}
-    out = {}
+    out: dict[int, BpfMap] = {}
     for m in maps or ():
-        out[int(getattr(m, "map_id"))] = m
+        out[int(m.map_id)] = m
     return out
 
 
-def verify(program: object, prog_type: str = "xdp", *, maps: object = (), log_level: int = 1,
-           kfuncs: object | None = None, helpers: Iterable[int] | None = None,
+def verify(program: Program | bytes | bytearray | memoryview | Iterable[Insn],
+           prog_type: str = "xdp", *,
+           maps: Mapping[int, BpfMap] | Iterable[BpfMap] | None = (), log_level: int = 1,
+           kfuncs: KfuncTable | None = None, helpers: Iterable[int] | None = None,
            caps: Caps = Caps(), expected_attach_type: int = 37,
            complexity_limit: int = BPF_COMPLEXITY_LIMIT_INSNS) -> VerifierResult:
     """Verify ``program`` as kernel/bpf/verifier.c@6.1.192 would for a root loader.

@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, NamedTuple
 
+from ..kfuncs import KfuncTable
+from ..maps import BpfMap
 from .log import VerifierLog
-from .state import VerifierState
+from .state import LoopKey, VerifierState
 
 EINVAL, EACCES, E2BIG, EFAULT, ENOTSUPP = 22, 13, 7, 14, 524
 BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000     # include/linux/bpf.h@6.1.192:1492
@@ -58,6 +60,16 @@ class SubprogInfo:
     stack_depth: int = 0
 
 
+class PushedPath(NamedTuple):
+    """One ``struct bpf_verifier_stack_elem`` (verifier.c@6.1.192:1188 push_stack): the state to
+    resume, where it resumes, and where the log stood when it was pushed."""
+
+    state: VerifierState
+    insn_idx: int
+    prev_insn_idx: int
+    log_pos: int
+
+
 @dataclass
 class Env:
     """The verifier's environment for one program (MODEL: the fields XDP verification needs)."""
@@ -65,15 +77,15 @@ class Env:
     insns: tuple[RawInsn, ...]
     log: VerifierLog
     caps: Caps
-    maps: Mapping[int, object]                 # map fd -> BpfMap
-    kfuncs: object | None                      # KfuncTable or None
+    maps: Mapping[int, BpfMap]                 # map fd -> BpfMap
+    kfuncs: KfuncTable | None
     helpers: frozenset[int]                    # helper ids the program type offers
     prog_type: str
     expected_attach_type: int = 37             # BPF_XDP (include/uapi/linux/bpf.h@6.1.192)
     subprogs: list[SubprogInfo] = field(default_factory=list)
     prune_points: set[int] = field(default_factory=set)
     explored: dict[int, list[VerifierState]] = field(default_factory=dict)
-    explored_keys: dict[int, dict[tuple, list[VerifierState]]] = field(default_factory=dict)
+    explored_keys: dict[int, dict[LoopKey, list[VerifierState]]] = field(default_factory=dict)
     done: dict[int, list[VerifierState]] = field(default_factory=dict)   # explored, branches == 0
     aux_ptr_type: dict[int, int] = field(default_factory=dict)
     insn_idx: int = 0
@@ -86,14 +98,30 @@ class Env:
     peak_states: int = 0
     max_states_per_insn: int = 0
     id_gen: int = 0
-    cur: VerifierState | None = None
-    stack: list = field(default_factory=list)  # pushed (state, insn_idx, prev_insn_idx, log_pos)
+    # env->cur_state: None only before do_check_common made the entry state; read it through
+    # ``cur``, which refuses with the kernel's internal-error errno instead of handing out None.
+    cur_state: VerifierState | None = None
+    stack: list[PushedPath] = field(default_factory=list)
     scratched_regs: int = 0
     scratched_slots: int = 0
     prev_log_len: int = 0
     prev_insn_print_len: int = 0
     track_precision: bool = True               # precision tracking on (no BPF-to-BPF calls)
     complexity_limit: int = BPF_COMPLEXITY_LIMIT_INSNS
+
+    @property
+    def cur(self) -> VerifierState:
+        """env->cur_state, the state being walked.  Reading it before the walk began is a bug of
+        this model; like the kernel's "verifier internal error" checks (e.g.
+        verifier.c@6.1.192:6007) it ends the verification with -EFAULT, not an AttributeError."""
+        st = self.cur_state
+        if st is None:
+            raise Refuse("verifier internal error: no current state (MODEL)", EFAULT)
+        return st
+
+    @cur.setter
+    def cur(self, st: VerifierState) -> None:
+        self.cur_state = st
 
     def verbose(self, text: str) -> None:
         self.log(text)

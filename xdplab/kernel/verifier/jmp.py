@@ -8,6 +8,7 @@ find_equal_scalars, check_cond_jmp_op (10325), mark_pkt_end (6797).
 from __future__ import annotations
 
 from types import MappingProxyType
+from typing import Callable
 
 from . import tnum as tn
 from .env import EACCES, EINVAL, MAX_PACKET_OFF, Env, Refuse
@@ -331,8 +332,11 @@ def find_equal_scalars(vstate: VerifierState, known: Reg) -> None:
 
 
 def check_cond_jmp_op(env: Env, code: int, dst_regno: int, src_regno: int, off: int, imm: int,
-                      print_insn_state) -> None:  # type: ignore[no-untyped-def]
-    """check_cond_jmp_op: decide the branch if the state says so, else push the other side."""
+                      print_insn_state: Callable[[Env], None]) -> None:
+    """check_cond_jmp_op: decide the branch if the state says so, else push the other side.
+
+    ``src`` is the source register of a BPF_X jump and None for BPF_K (``code & 0x08``
+    clear): the checks below test ``src is None`` for "BPF_K", which is the same condition."""
     this = env.cur
     rs = this.cur.regs
     op = code & 0xF0
@@ -340,7 +344,7 @@ def check_cond_jmp_op(env: Env, code: int, dst_regno: int, src_regno: int, off: 
         raise Refuse(f"invalid BPF_JMP/JMP32 opcode {op:x}", EINVAL)
     check_reg_arg(env, dst_regno, SRC_OP)
     dst = rs[dst_regno]
-    src = None
+    src: Reg | None = None
     if code & 0x08:
         if imm:
             raise Refuse("BPF_JMP/JMP32 uses reserved fields", EINVAL)
@@ -353,7 +357,7 @@ def check_cond_jmp_op(env: Env, code: int, dst_regno: int, src_regno: int, off: 
         raise Refuse("BPF_JMP/JMP32 uses reserved fields", EINVAL)
     is_jmp32 = code & 7 == 6
     pred = -1
-    if not code & 0x08:
+    if src is None:
         pred = is_branch_taken(dst, imm, op, is_jmp32)
     elif src.type == SCALAR_VALUE and is_jmp32 and tn.subreg(src.var_off).is_const():
         pred = is_branch_taken(dst, tn.subreg(src.var_off).value, op, is_jmp32)
@@ -364,7 +368,7 @@ def check_cond_jmp_op(env: Env, code: int, dst_regno: int, src_regno: int, off: 
     if pred >= 0:
         if not _is_ptr(dst):
             mark_chain_precision(env, dst_regno)
-        if code & 0x08 and not _is_ptr(src):
+        if src is not None and not _is_ptr(src):
             mark_chain_precision(env, src_regno)
     if pred == 1:
         env.insn_idx += off
@@ -375,7 +379,7 @@ def check_cond_jmp_op(env: Env, code: int, dst_regno: int, src_regno: int, off: 
         return
     other = push_stack(env, env.insn_idx + off + 1, env.insn_idx)
     oregs = other.cur.regs
-    if code & 0x08:
+    if src is not None:
         if dst.type == SCALAR_VALUE and src.type == SCALAR_VALUE:
             if src.var_off.is_const() or (is_jmp32 and tn.subreg(src.var_off).is_const()):
                 reg_set_min_max(oregs[dst_regno], dst, src.var_off.value,
@@ -398,7 +402,7 @@ def check_cond_jmp_op(env: Env, code: int, dst_regno: int, src_regno: int, off: 
     if dst.type == SCALAR_VALUE and dst.id:
         find_equal_scalars(this, dst)
         find_equal_scalars(other, oregs[dst_regno])
-    if not is_jmp32 and not code & 0x08 and imm == 0 and op in (JEQ, JNE) \
+    if not is_jmp32 and src is None and imm == 0 and op in (JEQ, JNE) \
             and dst.type & PTR_MAYBE_NULL:
         mark_ptr_or_null_regs(this, dst_regno, op == JNE)
         mark_ptr_or_null_regs(other, dst_regno, op == JEQ)

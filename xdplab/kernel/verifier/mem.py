@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from ..maps import BpfMap
 from . import tnum as tn
 from .env import BPF_MAX_VAR_OFF, EACCES, EFAULT, EINVAL, Env, Refuse
 from .regstate import (CONST_PTR_TO_MAP, MEM_RDONLY, NOT_INIT, PTR_MAYBE_NULL, PTR_TO_BTF_ID, PTR_TO_CTX,
@@ -57,6 +58,17 @@ def check_reg_arg(env: Env, regno: int, t: int) -> None:
     reg.written = True
     if t == DST_OP:
         reg.set_unknown()
+
+
+def reg_map(reg: Reg, regno: int) -> BpfMap:
+    """reg->map_ptr of a map pointer (CONST_PTR_TO_MAP, PTR_TO_MAP_KEY/VALUE), which every
+    path that makes one sets; a map pointer without a map is a bug of this model, refused
+    with -EFAULT like the kernel's "verifier internal error" checks (verifier.c@6.1.192:6007)."""
+    m = reg.map
+    if m is None:
+        raise Refuse(f"verifier internal error: R{regno} map pointer without a map (MODEL)",
+                     EFAULT)
+    return m
 
 
 def reg_frame(env: Env, reg: Reg) -> FuncState:
@@ -426,13 +438,13 @@ def check_mem_access(env: Env, regno: int, off: int, size: int, t: int, value_re
     if reg.type == PTR_TO_MAP_KEY:
         if t == BPF_WRITE:
             raise Refuse(f"write to change key R{regno} not allowed", EACCES)
-        check_mem_region_access(env, regno, off, size, reg.map.key_size, False)
+        check_mem_region_access(env, regno, off, size, reg_map(reg, regno).key_size, False)
         if value_regno >= 0:
             rs[value_regno].set_unknown()
     elif reg.type == PTR_TO_MAP_VALUE:
         if leaks:
             raise Refuse(f"R{value_regno} leaks addr into map", EACCES)
-        check_mem_region_access(env, regno, off, size, reg.map.value_size, False)
+        check_mem_region_access(env, regno, off, size, reg_map(reg, regno).value_size, False)
         if t == BPF_READ and value_regno >= 0:
             rs[value_regno].set_unknown()
     elif base_type(reg.type) == PTR_TO_MEM:
@@ -492,9 +504,10 @@ def check_helper_mem_access(env: Env, regno: int, access_size: int, access_type:
     elif bt == PTR_TO_MAP_KEY:
         if access_type == BPF_WRITE:
             raise Refuse(f"R{regno} cannot write into {reg_type_str(reg.type)}", EACCES)
-        check_mem_region_access(env, regno, reg.off, access_size, reg.map.key_size, False)
+        check_mem_region_access(env, regno, reg.off, access_size, reg_map(reg, regno).key_size,
+                                False)
     elif bt == PTR_TO_MAP_VALUE:
-        check_mem_region_access(env, regno, reg.off, access_size, reg.map.value_size,
+        check_mem_region_access(env, regno, reg.off, access_size, reg_map(reg, regno).value_size,
                                 zero_size_allowed)
     elif bt == PTR_TO_MEM:
         check_mem_region_access(env, regno, reg.off, access_size, reg.mem_size, zero_size_allowed)

@@ -8,13 +8,13 @@ At log level 1 the log is cut back to where the path was pushed when it is poppe
 """
 from __future__ import annotations
 
-from .env import BPF_COMPLEXITY_LIMIT_JMP_SEQ, E2BIG, Env, Refuse
+from .env import BPF_COMPLEXITY_LIMIT_JMP_SEQ, E2BIG, Env, PushedPath, Refuse
 from .state import VerifierState
 
 
 def push_stack(env: Env, insn_idx: int, prev_insn_idx: int) -> VerifierState:
     st = env.cur.copy()
-    env.stack.append((st, insn_idx, prev_insn_idx, env.log.len_used))
+    env.stack.append(PushedPath(st, insn_idx, prev_insn_idx, env.log.len_used))
     if len(env.stack) > BPF_COMPLEXITY_LIMIT_JMP_SEQ:
         raise Refuse(f"The sequence of {len(env.stack)} jumps is too complex.", E2BIG)
     if st.parent is not None:

@@ -20,8 +20,6 @@ from .log import print_bpf_insn
 from .regstate import SCALAR_VALUE
 from .state import BPF_REG_SIZE, VerifierState
 
-_NOTSUPP = object()
-
 
 def _spi(off: int) -> int:
     """(-off - 1) / BPF_REG_SIZE with C's truncating division."""
@@ -30,13 +28,15 @@ def _spi(off: int) -> int:
     return q if n >= 0 else -q
 
 
-def backtrack_insn(env: Env, idx: int, regs: set[int], stack: set[int]):  # type: ignore[no-untyped-def]
-    """Move the precision demand from after instruction ``idx`` to before it."""
+def backtrack_insn(env: Env, idx: int, regs: set[int], stack: set[int]) -> bool:
+    """Move the precision demand from after instruction ``idx`` to before it.  True where
+    the kernel's backtrack_insn returns -ENOTSUPP (the caller then marks every scalar
+    precise), False when the demand moved."""
     ins = env.insns[idx]
     code, dst, src = ins.code, ins.dst, ins.src
     cls, op, mode = code & 7, code & 0xF0, code & 0xE0
     if code == 0:
-        return None
+        return False
     if env.log.level & 2:
         mask = sum(1 << r for r in regs)
         smask = sum(1 << s for s in stack)
@@ -44,60 +44,60 @@ def backtrack_insn(env: Env, idx: int, regs: set[int], stack: set[int]):  # type
                     + print_bpf_insn(code, dst, src, ins.off, ins.imm) + "\n")
     if cls in (4, 7):
         if dst not in regs or op in (0x80, 0xD0):
-            return None
+            return False
         if op == 0xB0:
             regs.discard(dst)
             if code & 0x08:
                 regs.add(src)
         elif code & 0x08:
             regs.add(src)
-        return None
+        return False
     atomic_fetch = cls == 3 and mode == 0xC0 and ins.imm & 0x01
     if cls == 1 or atomic_fetch:
         load_reg, base = (dst, src) if cls == 1 else ((0 if ins.imm == 0xF1 else src), dst)
         if load_reg not in regs:
-            return None
+            return False
         regs.discard(load_reg)
         if base != 10:
-            return None
+            return False
         spi = _spi(ins.off)
         if not 0 <= spi < 64:
-            return _NOTSUPP
+            return True
         stack.add(spi)
-        return None
+        return False
     if cls in (2, 3):
         if dst in regs:
-            return _NOTSUPP
+            return True
         if dst != 10:
-            return None
+            return False
         spi = _spi(ins.off)
         if not 0 <= spi < 64:
-            return _NOTSUPP
+            return True
         if spi not in stack:
-            return None
+            return False
         stack.discard(spi)
         if cls == 3:
             regs.add(src)
-        return None
+        return False
     if cls in (5, 6):
         if op == 0x80:
             if src == 1 or (src == 2 and ins.imm == 0):
-                return _NOTSUPP
+                return True
             regs.discard(0)
             if regs & {1, 2, 3, 4, 5}:
-                return _NOTSUPP     # "BUG regs": the kernel fails; we fall back to the big hammer
+                return True     # "BUG regs": the kernel fails; we fall back to the big hammer
         elif op == 0x90:
-            return _NOTSUPP
+            return True
         elif code & 0x08 and (dst in regs or src in regs):
             regs.update((dst, src))
-        return None
+        return False
     if cls == 0:
         if dst not in regs:
-            return None
+            return False
         regs.discard(dst)
         if mode in (0x20, 0x40):
-            return _NOTSUPP
-    return None
+            return True
+    return False
 
 
 def mark_all_scalars_precise(st: VerifierState | None) -> None:
@@ -154,14 +154,15 @@ def mark_chain_precision(env: Env, regno: int = -1, spi: int = -1, *, skip_first
         if env.log.level & 2:
             env.verbose(f"last_idx {hist[-1] if hist else -1} first_idx {hist[0] if hist else -1}\n")
         for idx in reversed(hist):
-            if backtrack_insn(env, idx, regs, stack) is _NOTSUPP:
+            if backtrack_insn(env, idx, regs, stack):
                 mark_all_scalars_precise(st)
                 return
             if not regs and not stack:
                 return
-        st = st.parent
-        if st is None:
+        parent = st.parent
+        if parent is None:
             return
+        st = parent
         new_marks = False
         func = st.frames[0]
         for i in list(regs):

@@ -15,7 +15,8 @@ from .precision import mark_all_scalars_imprecise, propagate_precision
 from .regstate import (NOT_INIT, PTR_MAYBE_NULL, PTR_TO_MAP_KEY,
                        PTR_TO_MAP_VALUE, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_STACK,
                        SCALAR_VALUE, Reg, base_type)
-from .state import BPF_REG_SIZE, STACK_INVALID, STACK_MISC, STACK_ZERO, FuncState, VerifierState
+from .state import (BPF_REG_SIZE, STACK_INVALID, STACK_MISC, STACK_ZERO, FuncState, LoopKey,
+                    VerifierState)
 
 
 def _range_within(old: Reg, cur: Reg) -> bool:
@@ -117,7 +118,7 @@ def states_equal(env: Env, old: VerifierState, cur: VerifierState) -> bool:
     return True
 
 
-def _loop_key(st: VerifierState) -> tuple:
+def _loop_key(st: VerifierState) -> LoopKey:
     return (st.curframe,) + tuple(r.exact_key() for r in st.cur.regs)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from ..maps import BpfMap
 from . import tnum as tn
 from .tnum import U32, U64, s32, s64
 
@@ -69,6 +70,11 @@ def is_pointer_type(t: int) -> bool:
     return t not in (NOT_INIT, SCALAR_VALUE)
 
 
+# Keys that compare register states by value (hashable, so explored states can be indexed).
+BoundsKey = tuple[tn.Tnum, int, int, int, int, int, int, int, int]
+ExactKey = tuple[int | str | tn.Tnum, ...]
+
+
 class Reg:
     """``struct bpf_reg_state`` (the fields an XDP verifier needs).
 
@@ -104,7 +110,7 @@ class Reg:
         self.off = 0
         self.id = 0
         self.range = 0
-        self.map = None
+        self.map: BpfMap | None = None
         self.frameno = 0
         self.btf_name = ""
         self.mem_size = 0
@@ -160,12 +166,15 @@ class Reg:
         self.s32_min = self.s32_max = s32(imm)
         self.u32_min = self.u32_max = imm & U32
 
-    def set_pointer(self, t: int, **fields: object) -> None:
-        """mark_reg_known_zero + type: a pointer with offset 0 and the given attributes."""
+    def set_pointer(self, t: int, *, map: BpfMap | None = None, frameno: int = 0,
+                    mem_size: int = 0) -> None:
+        """mark_reg_known_zero + type: a pointer with offset 0 and the given attributes (the
+        defaults are the cleared values mark_known_zero leaves)."""
         self.mark_known_zero()
         self.type = t
-        for k, v in fields.items():
-            setattr(self, k, v)
+        self.map = map
+        self.frameno = frameno
+        self.mem_size = mem_size
 
     # -- bounds (verifier.c@6.1.192:1434-1640) ---------------------------------------------
     def update_reg32_bounds(self) -> None:
@@ -288,11 +297,11 @@ class Reg:
         return self.type == SCALAR_VALUE and not (
             self.smin == S64_MIN and self.smax == S64_MAX and self.umin == 0 and self.umax == U64)
 
-    def bounds_key(self) -> tuple:
+    def bounds_key(self) -> BoundsKey:
         return (self.var_off, self.smin, self.smax, self.umin, self.umax,
                 self.s32_min, self.s32_max, self.u32_min, self.u32_max)
 
-    def exact_key(self) -> tuple:
+    def exact_key(self) -> ExactKey:
         """Everything that makes two states of a register the same (regs_exact, MODEL of memcmp)."""
         return (self.type, self.off, self.id, self.range, id(self.map) if self.map is not None else 0,
                 self.frameno, self.btf_name, self.mem_size, self.ref_obj_id) + self.bounds_key()

@@ -10,7 +10,9 @@ States are copied where the kernel copies them (copy_verifier_state).
 """
 from __future__ import annotations
 
-from .regstate import NOT_INIT, PTR_TO_STACK, Reg
+from typing import Iterator
+
+from .regstate import NOT_INIT, PTR_TO_STACK, ExactKey, Reg
 
 BPF_REG_SIZE = 8
 MAX_BPF_REG = 11
@@ -20,6 +22,9 @@ MAX_BPF_STACK = 512            # include/linux/filter.h@6.1.192
 # enum bpf_stack_slot_type (bpf_verifier.h@6.1.192) and slot_type_char (verifier.c@6.1.192:540).
 STACK_INVALID, STACK_SPILL, STACK_MISC, STACK_ZERO = 0, 1, 2, 3
 SLOT_CHAR = "?rm0"
+
+# The current frame's number and the exact keys of its registers (prune.py's _loop_key).
+LoopKey = tuple[int | ExactKey, ...]
 
 
 class StackSlot:
@@ -97,7 +102,7 @@ class VerifierState:
         # acquired references (id, insn_idx): struct bpf_reference_state; MODEL: one list for
         # the whole call chain (the kernel copies it between caller and callee frames).
         self.refs: list[tuple[int, int]] = []
-        self.loop_key: tuple | None = None   # explored states: exact key of the current frame
+        self.loop_key: LoopKey | None = None   # explored states: exact key of the current frame
 
     @property
     def curframe(self) -> int:
@@ -118,7 +123,7 @@ class VerifierState:
         s.refs = list(self.refs)
         return s
 
-    def all_regs(self):  # type: ignore[no-untyped-def]
+    def all_regs(self) -> Iterator[Reg]:
         """bpf_for_each_reg_in_vstate: every register and every spilled register, all frames."""
         for f in self.frames:
             yield from f.regs
@@ -134,6 +139,6 @@ def new_main_state() -> VerifierState:
     return VerifierState([f])
 
 
-__all__ = ["BPF_REG_SIZE", "FuncState", "MAX_BPF_REG", "MAX_BPF_STACK", "MAX_CALL_FRAMES",
+__all__ = ["BPF_REG_SIZE", "FuncState", "LoopKey", "MAX_BPF_REG", "MAX_BPF_STACK", "MAX_CALL_FRAMES",
            "NOT_INIT", "SLOT_CHAR", "STACK_INVALID", "STACK_MISC", "STACK_SPILL", "STACK_ZERO",
            "StackSlot", "VerifierState", "new_main_state"]
