@@ -332,8 +332,6 @@ class Lab:
             if "fork" in multiprocessing.get_all_start_methods():
                 own_pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
                 executor = own_pool
-                if chunk is None:
-                    bounds = [(lo, min(lo + (packets + 1) // 2, packets)) for lo in range(0, packets, (packets + 1) // 2)]
         try:
             if executor is None:
                 engine_fn = run_batch if chosen == "batch" else run_scalar

@@ -123,15 +123,24 @@ class LaneState:
             which[inside & (which < 0)] = k
         return which
 
+    def _uniform_column(self, lanes: Lanes, addr: U64Array, size: int) -> U64Array | None:
+        """The common case: one address for every lane (the ctx, a shared pointer) inside one
+        region's stored part: read it as a column.  None when the lanes' addresses differ."""
+        if not (len(addr) and addr[0] == addr[-1] and bool((addr == addr[0]).all())):
+            return None
+        a = int(addr[0])
+        for r in self.space.regions:
+            if r.base + r.stored_from <= a <= r.base + r.size - size:
+                self._mark(lanes, r.kind)
+                return self._column(r, lanes, a - r.base, size)
+        return None
+
     def load(self, lanes: Lanes, addr: U64Array, size: int, slot: int, base: int, off: int,
              base_values: U64Array) -> tuple[U64Array, Mask]:
         """Values for the lanes that can load; returns (values, ok mask)."""
-        if len(addr) and addr[0] == addr[-1] and bool((addr == addr[0]).all()):
-            a = int(addr[0])                      # one address for every lane (ctx, pointers)
-            for r in self.space.regions:
-                if r.base + r.stored_from <= a <= r.base + r.size - size:
-                    self._mark(lanes, r.kind)
-                    return self._column(r, lanes, a - r.base, size), np.ones(len(lanes), bool)
+        column = self._uniform_column(lanes, addr, size)
+        if column is not None:
+            return column, np.ones(len(lanes), bool)
         which = self._locate(lanes, addr, size)
         out = np.zeros(len(lanes), U64)
         lo_w, hi_w = (int(which.min()), int(which.max())) if len(which) else (-1, -1)
@@ -244,12 +253,9 @@ class LaneState:
         """A vector helper's loads: (values, ok).  Lanes whose address is in no region get
         ``ok`` False and no error: the helper hands them to its scalar version, which raises
         exactly as on the scalar machine."""
-        if len(addr) and addr[0] == addr[-1] and bool((addr == addr[0]).all()):
-            a = int(addr[0])                      # one address for every lane: a column
-            for r in self.space.regions:
-                if r.base + r.stored_from <= a <= r.base + r.size - size:
-                    self._mark(lanes, r.kind)
-                    return self._column(r, lanes, a - r.base, size), np.ones(len(lanes), bool)
+        column = self._uniform_column(lanes, addr, size)
+        if column is not None:
+            return column, np.ones(len(lanes), bool)
         which = self._locate(lanes, addr, size)
         out = np.zeros(len(lanes), U64)
         for k in np.unique(which[which >= 0]):
