@@ -374,7 +374,6 @@ class BnxtRx:
     clock: BnxtClock
     variant: str = "fixed"
     ptp_all: bool = True
-    meta_valid: bool = False
     copy_tail: bytes | None = None
 
     def __post_init__(self) -> None:
@@ -401,7 +400,6 @@ class BnxtLaneRx:
 
     clock: BnxtClock
     ptp_all: bool = True
-    meta_valid: bool = False
     copy_tail: bytes | None = None
 
     def receive_lanes(self, q: Any, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

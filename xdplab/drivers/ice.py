@@ -349,7 +349,6 @@ class IceRx:
     clock: IceClock
     variant: str = "fixed"
     ring_size: int = 64
-    meta_valid: bool = True
 
     def __post_init__(self) -> None:
         self.hw = IceRxHw(self.mem, self.ring_size)
@@ -374,7 +373,6 @@ class IceLaneRx:
     distinct cache value (read-only rows)."""
 
     clock: IceClock
-    meta_valid: bool = True
 
     def receive_lanes(self, q: Any, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         hw = self.clock.phc.ns_array(t)

@@ -383,7 +383,6 @@ class Mlx4Rx:
     clock: Mlx4Clock
     variant: str = "fixed"
     filter_all: bool = True
-    meta_valid: bool = False
 
     def __post_init__(self) -> None:
         self.hw = Mlx4RxHw(self.mem)
@@ -410,7 +409,6 @@ class Mlx4LaneRx:
 
     clock: Mlx4Clock
     filter_all: bool = True
-    meta_valid: bool = False
 
     def receive_lanes(self, q: Any, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         index, tcs = self.clock.timecounters(t)

@@ -508,7 +508,6 @@ class Mlx5Rx:
     ncqe: int = 64
     filter_all: bool = True
     rxhash: bool = True
-    meta_valid: bool = True
 
     def __post_init__(self) -> None:
         self.cqes = self.mem.alloc("mlx5 CQ", CQE_SIZE * self.ncqe, kind="descriptor")
@@ -547,7 +546,6 @@ class Mlx5LaneRx:
     clock: Mlx5Clock
     filter_all: bool = True
     rxhash: bool = True
-    meta_valid: bool = True
 
     def receive_lanes(self, q: Any, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         index, tcs = self.clock.timecounters(t)

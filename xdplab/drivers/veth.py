@@ -143,7 +143,6 @@ class VethRx:
     clock: Phc
     variant: str = "fixed"
     xdp_frame: bool = False
-    meta_valid: bool = True
 
     def __post_init__(self) -> None:
         self.wrapper = self.mem.new(VETH_XDP_BUFF, "veth_xdp_buff", kind="wrapper")
@@ -170,7 +169,6 @@ class VethLaneRx:
 
     clock: Phc
     xdp_frame: bool = False
-    meta_valid: bool = True
 
     def receive_lanes(self, q: Any, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         stamp = self.clock.ns_array(t)

@@ -65,7 +65,6 @@ class RxPath(Protocol):
     ``reference_timestamp()`` is what the driver's C routine reports for it."""
 
     wrapper: Any
-    meta_valid: bool
 
     def receive(self, index: int, t_ns: int, length: int) -> int: ...
     def reference_timestamp(self) -> int: ...
@@ -75,9 +74,8 @@ class LaneRx(Protocol):
     """One driver's receive step for many packets at once (the lane engine): given the true
     arrival times, fill the driver's lane regions and wrapper columns through ``queue`` and
     return (ideal hw_time_ns, reference timestamp) arrays.  ``queue`` is the lane engine's
-    XDP queue (it offers ``driver_region``, ``wrapper``, ``frame_len``)."""
-
-    meta_valid: bool
+    XDP queue (it offers ``driver_region``, ``wrapper``, ``frame_len``).  Whether the driver
+    supports metadata is the driver's own ``Driver.meta_valid``, not the receive path's."""
 
     def receive_lanes(self, queue: Any, t: "np.ndarray") -> "tuple[np.ndarray, np.ndarray]": ...
 
