@@ -49,10 +49,9 @@ def resolve_notebook(notebook: str | os.PathLike[str]) -> Path:
 def voila_command(notebook: Path, *, port: int, token: str) -> list[str]:
     """The Voilà command line: loopback only, a token, no browser (present() opens it once the
     server answers), sources stripped, no update or news checks."""
-    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
-           f"--Voila.ip={HOST}", "--Voila.port_retries=0", f"--token={token}",
-           "--VoilaConfiguration.strip_sources=True", "--VoilaConfiguration.show_tracebacks=True"]
-    return cmd
+    return [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
+            f"--Voila.ip={HOST}", "--Voila.port_retries=0", f"--token={token}",
+            "--VoilaConfiguration.strip_sources=True", "--VoilaConfiguration.show_tracebacks=True"]
 
 
 def voila_env(base: dict[str, str] | None = None) -> dict[str, str]:

@@ -18,6 +18,8 @@ distinct value and is read-only.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -33,7 +35,7 @@ from .kernel.loader import LoadedProgram
 from .kernel.skb import imported_hwtstamp
 from .kernel.structs import NET_DEVICE, XDP_BUFF, XDP_RXQ_INFO, get_field, put_field
 from .kernel.uapi import (BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem, BPF_FUNC_redirect_map,
-                          BPF_FUNC_xdp_adjust_meta, XDP_REDIRECT)
+                          BPF_FUNC_xdp_adjust_meta, XDP_ACTION_NAMES, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX)
 from .kernel.xdp import META_MAX_RFC_ERA, adjust_meta_result, int_arg, redirect_map_result, xdp_buff_init
 from .plan import COLUMNS, RunPlan
 from .reasons import why
@@ -46,7 +48,7 @@ WRAP_BASE = FRAME_BASE + 0x10_0000
 RXQ_BASE, DEV_BASE = WRAP_BASE + 0x1000, WRAP_BASE + 0x2000
 DRV_BASE = WRAP_BASE + 0x10_0000     # the driver's own regions start here
 FRONT = 64   # bytes stored in front of the data (metadata area and a margin)
-ACTIONS = ("ABORTED", "DROP", "PASS", "TX", "REDIRECT")
+ACTIONS = tuple(XDP_ACTION_NAMES[a] for a in range(XDP_REDIRECT + 1))   # enum xdp_action order
 WHERE = ("af_xdp", "stack", "dropped", "tx", "aborted")
 
 
@@ -157,12 +159,14 @@ def run_batch(plan: RunPlan, lo: int, hi: int) -> pd.DataFrame:
     traffic, flows = plan.flows(lo, hi)
     t_all = plan.trace.times_array(lo, hi)
     used = np.unique(flows) if len(flows) else np.zeros(1, np.int64)
+    # the driver's hash type of every flow, asked once per chunk (not once per flow's batch)
+    rss_types = [plan.driver.rss_type_of(f) for f in traffic.truth] if plan.consumer is not None else []
     if len(used) == 1:
-        return _run_flow(plan, np.arange(lo, hi), t_all, int(used[0]), traffic, flows)
+        return _run_flow(plan, np.arange(lo, hi), t_all, int(used[0]), traffic, flows, rss_types)
     parts = []
     for f in used.tolist():
         sel = np.nonzero(flows == f)[0]
-        parts.append(_run_flow(plan, lo + sel, t_all[sel], f, traffic, flows[sel]))
+        parts.append(_run_flow(plan, lo + sel, t_all[sel], f, traffic, flows[sel], rss_types))
     for col in parts[0].columns:
         if isinstance(parts[0][col].dtype, pd.CategoricalDtype):
             cats = sorted({c for p in parts for c in p[col].cat.categories})
@@ -173,8 +177,9 @@ def run_batch(plan: RunPlan, lo: int, hi: int) -> pd.DataFrame:
 
 
 def _run_flow(plan: RunPlan, packets: np.ndarray, t: np.ndarray, flow_index: int, traffic: Traffic,
-              flows: npt.NDArray[np.int64]) -> pd.DataFrame:
-    """Packets ``packets`` (all of one flow, arriving at ``t``) on lanes."""
+              flows: npt.NDArray[np.int64], rss_types: Sequence[int | None]) -> pd.DataFrame:
+    """Packets ``packets`` (all of one flow, arriving at ``t``) on lanes; ``rss_types``: the
+    driver's hash type of each flow of ``traffic`` (for the consumer's columns)."""
     n = len(t)
     loaded, prof = plan.loaded, plan.profile
     flow = traffic.truth[flow_index]
@@ -200,8 +205,8 @@ def _run_flow(plan: RunPlan, packets: np.ndarray, t: np.ndarray, flow_index: int
     data_meta, data = q.field("data_meta"), q.field("data")
     meta_len = np.where(data_meta <= data, data - data_meta, U64(0)).astype(np.int64)
     to_xsk = ~err & (action == XDP_REDIRECT) & q.redirected
-    passed = ~err & (action == 2)
-    where_code = np.select([err, to_xsk, passed, action == 1, action == 3], [4, 0, 1, 2, 3], 4)
+    passed = ~err & (action == XDP_PASS)
+    where_code = np.select([err, to_xsk, passed, action == XDP_DROP, action == XDP_TX], [4, 0, 1, 2, 3], 4)
     ts = np.zeros(n, U64)
     if plan.ts_offset is not None and plan.meta_size:
         col = FRONT - plan.meta_size + plan.ts_offset
@@ -216,22 +221,21 @@ def _run_flow(plan: RunPlan, packets: np.ndarray, t: np.ndarray, flow_index: int
         ts = np.where(passed, imported, ts)
     cost = np.where(err, np.nan, price(RunCounts.of_lanes(res), loaded.symbols, prof,
                                        driver_work=plan.driver_work).total)
-    act = np.where(err | (action > 4), 0, action).astype(np.int64)
+    act = np.where(err | (action > XDP_REDIRECT), 0, action).astype(np.int64)
     df = pd.DataFrame({
         "packet": packets, "t_ns": t, "hw_time_ns": hw, "rx_timestamp": ts,
         "error_ns": pd.array(np.where(ts != 0, ts.astype(np.int64) - hw.astype(np.int64), 0), dtype="Int64"),
         "insns": np.where(err, 0, res.insns), "cost_ns": cost,
         "action": pd.Categorical.from_codes(act, ACTIONS),
         "delivered_to": pd.Categorical.from_codes(where_code, WHERE), "meta_len": meta_len,
-        "reason": _reasons(plan, where_code, ts, q, res.errors)}, columns=list(COLUMNS))
+        "reason": _reasons(plan, where_code, ts, q, res.errors, err)}, columns=list(COLUMNS))
     df.loc[ts == 0, "error_ns"] = pd.NA
     layout = plan.consumer
     if layout is not None:
         rows = np.zeros((n, layout.size), np.uint8)
         if layout.size and FRONT - layout.size >= 0:
             rows[to_xsk] = q.frame.data[to_xsk, FRONT - layout.size:FRONT]
-        extra = consumer_columns(layout, rows, to_xsk, flows, traffic.truth,
-                                 [plan.driver.rss_type_of(f) for f in traffic.truth])
+        extra = consumer_columns(layout, rows, to_xsk, flows, traffic.truth, rss_types)
         for name, col in extra.items():
             df[name] = col
     return df
@@ -244,13 +248,13 @@ def _faulted(errors: npt.NDArray[np.object_]) -> npt.NDArray[np.bool_]:
 
 
 def _reasons(plan: RunPlan, where_code: np.ndarray, ts: np.ndarray, q: LaneQueue,
-             errors: npt.NDArray[np.object_]) -> pd.Categorical:
+             errors: npt.NDArray[np.object_], err: npt.NDArray[np.bool_]) -> pd.Categorical:
     """:func:`xdplab.reasons.why` for every packet, asked once per distinct combination of facts
-    (a handful over many packets); program faults carry their own message."""
+    (a handful over many packets); program faults (``err``, from :func:`_faulted`) carry their
+    own message."""
     n = len(where_code)
     cats: list[str] = [""]
     codes = np.zeros(n, np.int64)
-    err = _faulted(errors) if n else np.zeros(0, bool)
     for i in np.nonzero(err)[0]:
         message = f"BpfExecuteError: {errors[i]}"
         if message not in cats:

@@ -31,20 +31,13 @@ from typing import Any, Callable, Mapping, Sequence
 from . import drivers
 from .bpf import BpfError
 from .bpf.errors import BpfVerifyError
+from .cost import DEFAULT_PROFILE, PROFILES, line_rate_budget_ns
+from .kernel.loader import VARIANTS
+from .lab import BOUND_DESIGNS, Lab                     # device-bound, kfunc-calling designs
+from .plan import ENGINES, PATHS
 from .programs import ALL_DESIGNS, FIELDS_BY_DESIGN
 
-ENGINES = ("auto", "scalar", "batch")
-def _profiles() -> tuple[tuple[str, ...], str]:
-    """The CPU cost profiles and the default, as xdplab.cost names them."""
-    from . import cost
-    names = tuple(getattr(cost, "PROFILES", ()))
-    return names, str(getattr(cost, "DEFAULT_PROFILE", names[0] if names else ""))
-
-
-PROFILES, DEFAULT_PROFILE = _profiles()
 FORMATS = ("text", "html", "json")
-VARIANTS = ("fixed", "rfc-v2-posted")
-BOUND_DESIGNS = ("rfc-v2", "patch-v3", "merged")      # device-bound, kfunc-calling designs
 RATES_G = (10, 25, 100)
 BUDGET_NOTE = ("A budget is the time per 64-byte frame at line rate for the whole RX path "
                "(driver, DMA, XDP, stack); the cost is the XDP program's alone, so ✔ is "
@@ -162,18 +155,15 @@ def _csv_list(valid: Sequence[str], what: str) -> Callable[[str], tuple[str, ...
     return parse
 
 
+_KNOWN_FIELDS = tuple(sorted({f for fs in FIELDS_BY_DESIGN.values() for f in fs}))
+_parse_fields = _csv_list(_KNOWN_FIELDS, "fields")
+
+
 def _fields_arg(text: str) -> tuple[str, ...]:
     """Comma-separated metadata fields ('' or 'none' = no field); checked against the design later."""
-    if text.strip().lower() in ("", "none", "-"):
+    if text.strip().lower() in ("none", "-") or not text.replace(",", "").strip():
         return ()
-    items = tuple(f.strip() for f in text.split(",") if f.strip())
-    known = sorted({f for fs in FIELDS_BY_DESIGN.values() for f in fs})
-    for f in items:
-        if f not in known:
-            raise argparse.ArgumentTypeError(f"unknown field {f!r}; valid fields: {', '.join(known)}")
-    if len(set(items)) != len(items):
-        raise argparse.ArgumentTypeError(f"fields repeat: {text!r}")
-    return items
+    return _parse_fields(text)
 
 
 def _out_file(text: str) -> str:
@@ -217,7 +207,7 @@ def _lab_args(p: argparse.ArgumentParser) -> None:
 
 
 def _listing_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--path", choices=("af_xdp", "skb"), default="af_xdp",
+    p.add_argument("--path", choices=PATHS, default="af_xdp",
                    help="which selftest program: af_xdp (05/14) or skb, with export_to_skb (07/14)")
     p.add_argument("--format", default="text", choices=FORMATS)
     p.add_argument("--mail", action="store_true", help="fit 72 columns (a mailing-list reply)")
@@ -242,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="receive packets; a one-paragraph answer (or one row per packet)")
     _lab_args(p)
     p.add_argument("--packets", type=_count, default=1000)
-    p.add_argument("--path", choices=("af_xdp", "skb"), default="af_xdp")
+    p.add_argument("--path", choices=PATHS, default="af_xdp")
     p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="batch: numpy lanes (fast); scalar: one packet at a time; auto: batch when it can")
     p.add_argument("--start", type=_start, default=2_000_000_000, metavar="T",
@@ -315,10 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args)
     except ValueError as exc:            # a value or combination the library refuses
         sub.error(str(exc))
-    except BpfError as exc:              # e.g. a malformed --program object
-        print(f"xdplab {args.command}: {exc}", file=sys.stderr)
-        return 1
-    except (OSError, RuntimeError) as exc:
+    except (BpfError, OSError, RuntimeError) as exc:    # e.g. a malformed --program object
         print(f"xdplab {args.command}: {exc}", file=sys.stderr)
         return 1
     return 0  # pragma: no cover
@@ -376,7 +363,6 @@ def make_lab(driver: str, fields: tuple[str, ...], *, design: str = "rfc-v2", va
     usual, then ice's ``defects`` (``Ice(defects=...)``) are set on this Lab's driver and the
     program is loaded again with the same attributes (the load is the only step the defects
     change; :func:`run_lab` keeps such a Lab's runs in this process)."""
-    from .lab import Lab
     lab = Lab(driver, fields, design=design, variant=variant, seed=seed, program=program)
     if defects:
         from .kernel.uapi import BPF_F_XDP_HAS_METADATA
@@ -473,17 +459,25 @@ def patch_tags(loaded: Any) -> tuple[str, ...]:
         return line + ("*" if posted and not matches else "")
 
     out = [""] * n_all
-    i = 0
-    while i < n_all:
-        o = loaded.origins[i]
-        j = i
-        while j + 1 < n_all and loaded.origins[j + 1] == o:
-            j += 1
+    for i, j, o in _runs(loaded.origins):
         if o.pass_name.startswith(("unroll:", "default-unroll", "call:")):
             for k in range(i, j + 1):
                 out[k] = tag(o.pass_name, o.note, k - i, j - i + 1)
-        i = j + 1
     return tuple(out)
+
+
+def _runs(origins: Sequence[Any]) -> list[tuple[int, int, Any]]:
+    """(first, last, origin) of each maximal run of consecutive xlated instructions with the
+    same origin: one rewrite (an unrolled patch, a call, a ctx rewrite) each."""
+    out = []
+    i = 0
+    while i < len(origins):
+        j = i
+        while j + 1 < len(origins) and origins[j + 1] == origins[i]:
+            j += 1
+        out.append((i, j, origins[i]))
+        i = j + 1
+    return out
 
 
 # --------------------------------------------------------------------------- listings
@@ -509,23 +503,9 @@ class Line:
 
 def _blocks(loaded: Any) -> list[tuple[int, int, Any]]:
     """(first, last) xlated index of each unrolled patch, with its PatchReport."""
-    origins = loaded.origins
-    out = []
     reports = [r for r in loaded.patches if r.action.startswith(("unroll:", "default-unroll"))]
-    i, k = 0, 0
-    while i < len(origins):
-        o = origins[i]
-        if o.pass_name.startswith(("unroll:", "default-unroll")):
-            j = i
-            while j + 1 < len(origins) and origins[j + 1] == o:
-                j += 1
-            rep = reports[k] if k < len(reports) else None
-            k += 1
-            out.append((i, j, rep))
-            i = j + 1
-        else:
-            i += 1
-    return out
+    blocks = [(i, j) for i, j, o in _runs(loaded.origins) if o.pass_name.startswith(("unroll:", "default-unroll"))]
+    return [(i, j, reports[k] if k < len(reports) else None) for k, (i, j) in enumerate(blocks)]
 
 
 def _summary_lines(loaded: Any, first: int, last: int, rep: Any) -> list[Line]:
@@ -714,18 +694,6 @@ def _listing(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------- run
-def _engine_for(lab: Any, engine: str, packets: int) -> str:
-    """``auto``: what ``Lab.run`` does by default if it knows "auto"; else batch (falls back
-    to scalar in :func:`run_lab` when the lane machine refuses the program)."""
-    if engine != "auto":
-        return engine
-    import inspect
-    default = inspect.signature(lab.run).parameters.get("engine")
-    if default is not None and default.default == "auto":
-        return "auto"
-    return "batch"
-
-
 # rough (2 shared cores), for the progress bar
 _SECONDS_PER_PACKET: Mapping[str, float] = MappingProxyType({"scalar": 1e-3, "batch": 3e-6, "auto": 3e-6})
 
@@ -749,17 +717,11 @@ def run_lab(lab: Any, packets: int, *, engine: str = "auto", progress: bool = Tr
     import pandas as pd
     from tqdm.auto import tqdm
 
-    eng = _engine_for(lab, engine, packets)
+    def once(n: int, start: int) -> Any:
+        # engine "auto": Lab.run itself picks batch, or scalar when the lanes refuse the program
+        return lab.run(n, start_ns=start, interval_ns=interval_ns, engine=engine, **kwargs)
 
-    def once(n: int, start: int, e: str) -> Any:
-        try:
-            return lab.run(n, start_ns=start, interval_ns=interval_ns, engine=e, **kwargs)
-        except ValueError as exc:
-            if engine == "auto" and e == "batch" and "lane" in str(exc).lower():
-                return lab.run(n, start_ns=start, interval_ns=interval_ns, engine="scalar", **kwargs)
-            raise
-
-    est = packets * _SECONDS_PER_PACKET.get(eng, 2e-4)
+    est = packets * _SECONDS_PER_PACKET.get(engine, 2e-4)
     if chunks is None:
         chunks = 1 if est < 1.0 else min(100, max(4, int(est / 0.25)), max(1, packets // 100))
     driver = getattr(getattr(lab, "device", None), "driver", None)
@@ -768,14 +730,14 @@ def run_lab(lab: Any, packets: int, *, engine: str = "auto", progress: bool = Tr
         # enough that Lab.run stays in this process instead of rebuilding the Lab in workers.
         chunks = max(chunks, -(-packets // 200_000))
     if chunks <= 1 or packets < 2:
-        return once(packets, start_ns, eng)
+        return once(packets, start_ns)
     size = -(-packets // chunks)
     parts = []
     with tqdm(total=packets, desc="packets", unit="pkt", disable=not progress, delay=1.0,
               file=sys.stderr) as bar:
         for k in range(0, packets, size):
             n = min(size, packets - k)
-            part = once(n, start_ns + k * interval_ns, eng)
+            part = once(n, start_ns + k * interval_ns)
             part["packet"] = part["packet"] + k
             parts.append(part)
             bar.update(n)
@@ -832,7 +794,6 @@ def cost_grid(driver_names: Sequence[str], design_names: Sequence[str], *, packe
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from .cost import line_rate_budget_ns
     from .summary import summarize
     want = list(design_names)
     todo = [(d, g) for d in driver_names for g in (want if "none" in want else ["none", *want])]
@@ -848,9 +809,7 @@ def cost_grid(driver_names: Sequence[str], design_names: Sequence[str], *, packe
             base[driver] = cost
         if design not in want:
             continue
-        meta = getattr(drivers.get(driver), "meta_valid", None)
-        if meta is None:       # older driver interface: known from the RFC's era (kernel-facts §6.3)
-            meta = driver not in ("mlx4", "bnxt")
+        meta = drivers.get(driver).meta_valid     # what it passed to xdp_prepare_buff in the RFC's era
         row = {"driver": driver, "design": design, "cost_ns": cost, "over_none_ns": float("nan"),
                "insns": int(round(float(df.insns.mean()))) if len(df) else 0,
                "delivered": (f"{s.with_timestamp}/{s.packets}" if s.wants_timestamp else "-"),
@@ -866,7 +825,6 @@ def cost_grid(driver_names: Sequence[str], design_names: Sequence[str], *, packe
 
 
 def cost_text(grid: Any, width: int = 80) -> str:
-    from .cost import line_rate_budget_ns
     cols = ["driver", "design", "cost_ns", "over_none_ns", "insns", "delivered", "meta", *[f"{g}G" for g in RATES_G]]
     heads = ["driver", "design", "ns/pkt", "Δnone", "insns", "deliv", "meta", *[f"{g}G" for g in RATES_G]]
     cells = []
@@ -993,9 +951,8 @@ def _present(args: argparse.Namespace) -> int:
         print(f"xdplab present: the app module (xdplab.app, Voilà app mode) is not available: {exc}. "
               "Install the app extra or use 'xdplab lab'.", file=sys.stderr)
         return 1
-    if args.notebook:
-        return int(app.present(args.notebook, port=args.port, open_browser=not args.no_browser) or 0)
-    return int(app.present(port=args.port, open_browser=not args.no_browser) or 0)
+    return int(app.present(args.notebook or app.DEFAULT_NOTEBOOK, port=args.port,
+                           open_browser=not args.no_browser) or 0)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

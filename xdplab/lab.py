@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -245,7 +245,8 @@ class Lab:
         """The frozen :class:`~xdplab.plan.RunPlan` that :meth:`run` executes."""
         if not isinstance(packets, int) or isinstance(packets, bool) or packets < 0:
             raise ValueError(f"packets must be a non-negative int, got {packets!r}")
-        flows = as_traffic(traffic, UDP_PORT_AF_XDP if path == "af_xdp" else UDP_PORT_SKB)
+        port = UDP_PORT_AF_XDP if path == "af_xdp" else UDP_PORT_SKB
+        flows = as_traffic(traffic, port)
         loaded = self.loaded_for(path, "selftest" if flows.selftest_default else "any")
         hints = self.design == "btf-hints"
         meta_size = XDP_HINTS_TIMESTAMP.size if hints else FIELD_SIZE * len(self.fields)
@@ -264,7 +265,7 @@ class Lab:
             loaded=loaded, driver=driver, ifindex=self.device.ifindex, dev_name=self.device.name,
             rx=RxSettings(self.variant, tuple(tuple(s) for s in stalls), tuple(clock_events), ppb, self.seed),
             meta_valid=driver.meta_valid or assume_meta_support, path=path,
-            frame=udp_frame(UDP_PORT_AF_XDP if path == "af_xdp" else UDP_PORT_SKB), hints=hints,
+            frame=udp_frame(port), hints=hints,
             meta_size=meta_size, ts_offset=ts_offset, design=self.design, fields=self.fields,
             driver_work=driver_work, profile=cpu_profile(profile), xsk_map=self.kernel.maps[self.xsk_map_fd],
             map_regions=tuple(r for r in self.kernel.memory.space.regions if r.kind == "map"),
@@ -337,8 +338,8 @@ class Lab:
                 engine_fn = run_batch if chosen == "batch" else run_scalar
                 frames = [engine_fn(plan, lo, hi) for lo, hi in bounds]
             else:
-                spec = asdict(self.spec)
-                futures = [executor.submit(run_chunk, spec, packets, path, knobs, chosen, lo, hi) for lo, hi in bounds]
+                futures = [executor.submit(run_chunk, self.spec, packets, path, knobs, chosen, lo, hi)
+                           for lo, hi in bounds]
                 frames = [f.result() for f in futures]
         finally:
             if own_pool is not None:
@@ -368,12 +369,14 @@ class Lab:
                 f"design={self.design!r}, seed={self.seed})")
 
 
-def run_chunk(spec: dict, packets: int, path: str, knobs: RunKnobs, engine: str, lo: int, hi: int) -> pd.DataFrame:
+def run_chunk(spec: LabSpec, packets: int, path: str, knobs: RunKnobs, engine: str, lo: int,
+              hi: int) -> pd.DataFrame:
     """One chunk of a run, anywhere: rebuild the Lab from its spec, plan the same run, execute
-    packets ``lo..hi`` on ``engine``.  What an Executor's workers call."""
-    lab = Lab(spec["driver"], spec["fields"], variant=spec["variant"], design=spec["design"], seed=spec["seed"],
-              program=spec["program"], kernel=spec.get("kernel"), meta_struct=spec.get("meta_struct"),
-              driver_options=dict(spec.get("driver_options") or ()))
+    packets ``lo..hi`` on ``engine``.  What an Executor's workers call.  The spec travels as
+    itself (it pickles): ``dataclasses.asdict`` would turn a given ``Program`` into a dict."""
+    lab = Lab(spec.driver, spec.fields, variant=spec.variant, design=spec.design, seed=spec.seed,
+              program=spec.program, kernel=spec.kernel, meta_struct=spec.meta_struct,
+              driver_options=dict(spec.driver_options))
     plan = lab.plan(packets, path, **knobs)
     return (run_batch if engine == "batch" else run_scalar)(plan, lo, hi)
 

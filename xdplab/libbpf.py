@@ -64,10 +64,10 @@ if TYPE_CHECKING:   # pyelftools is imported where an object is parsed (a lazy i
     from .kernel.kernel import Kernel
     from .kernel.loader import LoadedProgram
 
-R_BPF_64_64 = 1          # LLVM's BPF relocation numbers (llvm/BinaryFormat/ELFRelocs/BPF.def)
-R_BPF_64_32 = 10
-SHF_EXECINSTR = 0x4
-BPF_OBJ_NAME_LEN = 16    # include/uapi/linux/bpf.h
+R_BPF_64_64 = 1          # LLVM's BPF relocation numbers (llvm/BinaryFormat/ELFRelocs/BPF.def;
+R_BPF_64_32 = 10         # Documentation/bpf/llvm_reloc.rst@6.1.192:109,113)
+SHF_EXECINSTR = 0x4      # include/uapi/linux/elf.h@6.1.192:293
+BPF_OBJ_NAME_LEN = 16    # include/uapi/linux/bpf.h@6.1.192:1317
 BPF_F_RDONLY_PROG = 1 << 7   # include/uapi/linux/bpf.h@6.1.192:1259 (libbpf sets it on .rodata/.kconfig)
 
 # libbpf.c@6.1.192:8502 section_defs: (section, program type, expected attach type).  A name

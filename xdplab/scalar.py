@@ -42,6 +42,7 @@ def run_scalar(plan: RunPlan, lo: int, hi: int) -> pd.DataFrame:
     layout = plan.consumer
     meta_rows = np.zeros((hi - lo, layout.size if layout else 0), np.uint8)
     delivered = np.zeros(hi - lo, bool)
+    driver_hints = plan.hints and plan.path == "af_xdp"     # the BTF-hints driver writes its struct
     for j, (i, t) in enumerate(zip(range(lo, hi), plan.trace.times_array(lo, hi).tolist())):
         flow = traffic.truth[int(flows[j])]
         frame = frames[int(flows[j])]
@@ -49,7 +50,7 @@ def run_scalar(plan: RunPlan, lo: int, hi: int) -> pd.DataFrame:
         plan.driver.receive_meta(rx, i, flow)
         meta = btf_hints_bytes(rx_timestamp=rx.reference_timestamp(), rx_hash=flow.rss_hash,
                                vlan_tci=flow.reported_tag[1], flags=flow_hint_flags(flow)) \
-            if plan.hints and plan.path == "af_xdp" else b""
+            if driver_hints else b""
         out = queue.run(frame, driver_metadata=meta)
         where, skb, reason = deliver(out, xsks={0: sock}, boot=plan.boot, dev_name=plan.dev_name)
         ts = 0
@@ -69,7 +70,8 @@ def run_scalar(plan: RunPlan, lo: int, hi: int) -> pd.DataFrame:
         insns = out.run.insns if out.run else 0
         cost = packet_cost(out.run, plan.loaded.symbols, plan.profile, driver_work=plan.driver_work).total \
             if out.run else float("nan")
-        traces.append("\n".join(out.trace))
+        if plan.traces:
+            traces.append("\n".join(out.trace))
         rows.append((i, t, hw, ts, (ts - hw) if ts else None, insns, cost, out.action, where, len(out.meta),
                      reason or ""))
     df = pd.DataFrame(rows, columns=list(COLUMNS))

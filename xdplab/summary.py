@@ -71,8 +71,7 @@ class RunSummary:
             return None
         if self.packets == 0:
             return "no packets were sent"
-        reason = self.missing[0][0] if self.missing else "no packet reached the consumer"
-        return reason
+        return self.missing[0][0] if self.missing else "no packet reached the consumer"
 
     def text(self) -> str:
         return describe(self)
@@ -137,7 +136,7 @@ def summarize(df: pd.DataFrame, path: str | None = None) -> RunSummary:
     return RunSummary(n, int((where == consumer).sum()), int(has.sum()), exact, tuple(windows), missing,
                       wants, consumer, int(t[0]), int(t[-1]),
                       float(cost.mean()) if len(cost) else None,
-                      float(df["insns"].mean()) if n else None)
+                      float(df["insns"].mean()))
 
 
 def _window(w: WrongWindow, total: int) -> str:

@@ -275,8 +275,9 @@ class LaneState:
                 continue
             sel = np.nonzero(which == k)[0]
             offs = (addr[sel] - U64(r.base)).astype(np.int64)
-            sel = sel[offs >= r.stored_from]
-            self._scatter(r, lanes[sel], (addr[sel] - U64(r.base)).astype(np.int64), size, value[sel])
+            stored = offs >= r.stored_from
+            sel, offs = sel[stored], offs[stored]
+            self._scatter(r, lanes[sel], offs, size, value[sel])
             self._mark(lanes[sel], r.kind)
             ok[sel] = True
         return ok

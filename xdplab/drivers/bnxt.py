@@ -37,33 +37,34 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 import numpy as np
-import numpy.typing as npt
 
 from ..bpf import builders as B
 from ..bpf import opcodes as op
 from ..bpf.lanes import Lanes, LaneState, U64Array
 from ..bpf.machine import CallContext, IntAccess
-from ..bpf.memory import Region
 from ..bpf.patch import BpfPatch
 from ..clocks import Phc, Refresher, Timecounter, cyclecounter_mask, timecounter_cyc2time, u64_rule
-from ..kernel.driver import Driver, RxSettings, UnrollContext, wrapper_layout
+from ..kernel import errno_ret
+from ..kernel.driver import Driver, RxSettings, UnrollContext, call_scalar_rest, wrapper_layout
 from ..kernel.kfuncs import (XDP_RSS_L3_IPV4, XDP_RSS_L3_IPV6, XDP_RSS_L4, XDP_RSS_L4_ICMP, XDP_RSS_L4_TCP,
                              XDP_RSS_L4_UDP)
 from ..kernel.structs import XDP_BUFF, KernelMemory, StructLayout, get_field, layout, put_field
 from ..kernel.symbols import KernelFunction, OpCost
+from ..kernel.uapi import ENODATA
 from ..kernel.unroll_helpers import xdp_kfunc_call_preserving_r1
 from ..profiles import value
 
 U64 = np.uint64
 XDP_BUFF_SIZE = XDP_BUFF.size       # 56: where the driver's wrapper fields start
 
-BNXT_LO_TIMER_MASK = 0x0000FFFFFFFF   # bnxt_ptp.h
-BNXT_HI_TIMER_MASK = 0xFFFF00000000
-RX_CMP_FLAGS_ITYPES_MASK = 0xF000      # bnxt.h
-RX_CMP_FLAGS_ITYPE_PTP_WO_TS = 8 << 12
-RX_CMP_FLAGS_ITYPE_PTP_W_TS = 9 << 12
+BNXT_LO_TIMER_MASK = 0x0000FFFFFFFF   # bnxt_ptp.h@6.1.192:20
+BNXT_HI_TIMER_MASK = 0xFFFF00000000   # bnxt_ptp.h@6.1.192:21
+RX_CMP_FLAGS_ITYPES_MASK = 0xF000      # bnxt.h@6.1.192:166
+RX_CMP_FLAGS_ITYPE_PTP_WO_TS = 8 << 12  # bnxt.h@6.1.192:173
+RX_CMP_FLAGS_ITYPE_PTP_W_TS = 9 << 12   # bnxt.h@6.1.192:174
 MASK48 = cyclecounter_mask(48)
 
+# struct rx_cmp at bnxt.h@6.1.192:158, struct rx_cmp_ext at bnxt.h@6.1.192:206 (four __le32 each).
 RX_CMP = layout("rx_cmp", 16, "linux:drivers/net/ethernet/broadcom/bnxt/bnxt.h struct rx_cmp",
                 len_flags_type=(0, 4), opaque=(4, 4), misc=(8, 4), rss_hash=(12, 4))
 RX_CMP_EXT = layout("rx_cmp_ext", 16, "linux:drivers/net/ethernet/broadcom/bnxt/bnxt.h struct rx_cmp_ext",
@@ -107,7 +108,7 @@ def bnxt_rx_timestamp(old_time: int, tc: Timecounter, rxcmp1: bytes | None) -> i
     return int(tc.cyc2time(get_rx_ts_p5(U64(old_time), get_field(row, RX_CMP_EXT, "rx_cmp_timestamp")))[0])
 
 
-RX_CMP_TYPE_RX_L2 = 0x11    # bnxt.h RX_CMP_TYPE_RX_L2_CMP (type bits 5:0)
+RX_CMP_TYPE_RX_L2 = 0x11    # CMP_TYPE_RX_L2_CMP = 17, bnxt.h@6.1.192:124 (type bits 5:0)
 
 
 def make_completions(phc_ns: Any, *, ptp: bool = True, length: Any = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -140,13 +141,15 @@ def read_ptp(cctx: IntAccess, bp: int) -> tuple[int, Timecounter]:
     return old, tc
 
 
-def write_ptp(region: Region | _Row, old_time: int, tc: Timecounter, lock: int = 0) -> None:
+def write_ptp(data: bytearray | memoryview, old_time: int, tc: Timecounter, lock: int = 0) -> None:
+    """Store a ``struct bnxt_ptp_cfg`` into ``data`` (a region's bytes, or a numpy row's
+    ``ndarray.data``: one writer for the scalar and the lane receive paths)."""
     f = BNXT_PTP.fields
     for name, val, size in (("ptp_lock", lock, 4), ("old_time", old_time, 8), ("tc_cycle_last", tc.cycle_last, 8),
                               ("tc_nsec", tc.nsec, 8), ("tc_frac", tc.frac, 8), ("cc_mask", tc.mask, 8),
                               ("cc_mult", tc.mult, 4), ("cc_shift", tc.shift, 4)):
         off = f[name].offset
-        region.data[off:off + size] = val.to_bytes(size, "little")
+        data[off:off + size] = val.to_bytes(size, "little")
 
 
 class SpinlockHeld(RuntimeError):
@@ -216,11 +219,8 @@ def bnxt_xdp_rx_timestamp_lanes(st: LaneState, lanes: np.ndarray, args: list[np.
         s_ = np.nonzero(served)[0]
         served[s_] = st.helper_write(lg[s_], r1[g][s_] + r0_off, 8, ns[s_])
         done[g] = served
-    rest = np.nonzero(~done)[0]       # no completion, no ptp_cfg, a held lock, an unmapped address
-    res = r1.copy()
-    if len(rest):
-        res[rest] = st.call_scalar(lanes[rest], [x[rest] for x in args])
-    return res
+    # the rest (no completion, no ptp_cfg, a held lock, an unmapped address) run the scalar routine
+    return call_scalar_rest(st, lanes, args, done, r1.copy())
 
 
 HELPER = KernelFunction("bnxt_xdp_rx_timestamp", bnxt_xdp_rx_timestamp, "RFC v2 14/14 helper", COST_HELPER,
@@ -292,7 +292,7 @@ class BnxtRxHw:
         self.wrapper = mem.new(BNXT_XDP_BUFF, "bnxt_xdp_buff", kind="wrapper")
 
     def set_ptp(self, old_time: int, tc: Timecounter, lock: int = 0) -> None:
-        write_ptp(self.ptp, old_time, tc, lock)
+        write_ptp(self.ptp.data, old_time, tc, lock)
 
     def receive(self, index: int, cmp: bytes, ext: bytes, *, copy_tail: bytes | None = None) -> int:
         """Write completion ``index`` and fill the wrapper as bnxt_rx_pkt does: a PTP_W_TS
@@ -409,7 +409,7 @@ class BnxtLaneRx:
         tc = self.clock.timecounter()
         ptp = np.zeros((len(uniq), BNXT_PTP.size), np.uint8)
         for k, v in enumerate(uniq):
-            write_ptp(_Row(ptp[k]), int(v), tc)
+            write_ptp(ptp[k].data, int(v), tc)
         p = q.driver_region("bnxt_ptp_cfg", "clock", BNXT_PTP.size, ptp, row=row.reshape(-1).astype(np.int64),
                             writable=False)
         bnxt = np.zeros((1, BNXT.size), np.uint8)
@@ -426,13 +426,6 @@ class BnxtLaneRx:
         put_field(q.wrapper.data, BNXT_XDP_BUFF, "rxcmp1", e.base if self.ptp_all else 0)
         put_field(q.wrapper.data, BNXT_XDP_BUFF, "bp", b.base if self.ptp_all else 0)
         return hw, ref
-
-
-class _Row:
-    """Lets :func:`write_ptp` fill one numpy row in place."""
-
-    def __init__(self, row: npt.NDArray[np.uint8]) -> None:
-        self.data = row.data          # memoryview(row); ndarray.data so mypy (3.11 target) sees a buffer
 
 
 # =================================================================== metadata fields (issue 16)
@@ -453,7 +446,7 @@ RX_CMP_FLAGS_ITYPE_UDP = 3 << 12
 RX_CMP_FLAGS_ITYPE_ICMP = 7 << 12
 RX_CMP_FLAGS2_IP_TYPE = 1 << 8
 BNXT_MERGED_OPS = MappingProxyType({"rx_hash": (7, 2)})
-ENODATA_U64 = U64((1 << 64) - 61)      # -ENODATA as a u64 register value
+ENODATA_U64 = U64(errno_ret(ENODATA))  # -ENODATA as a u64 register value
 
 
 def bnxt_rss_type(has_rxcmp1: Any, len_flags_type: Any, flags2: Any) -> Any:
@@ -494,11 +487,7 @@ def _rx_hash_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Arra
     done[g] = st.helper_write(lanes[g], args[1][g], 4, h[g])
     g = np.nonzero(done & valid)[0]
     done[g] = st.helper_write(lanes[g], args[2][g], 4, bnxt_rss_type(1, lft[g], f2[g]))
-    out = np.where(valid, U64(0), ENODATA_U64)
-    rest = np.nonzero(~done)[0]
-    if len(rest):
-        out[rest] = st.call_scalar(lanes[rest], [a[rest] for a in args])
-    return out
+    return call_scalar_rest(st, lanes, args, done, np.where(valid, U64(0), ENODATA_U64))
 
 
 COST_HASH = OpCost(insns={"ldx": 5, "alu64": 8, "jmp": 5, "stx": 2}, touches={"wrapper": 1, "descriptor": 3, "stack": 2})

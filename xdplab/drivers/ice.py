@@ -46,7 +46,7 @@ from ..bpf.machine import CallContext, IntAccess
 from ..bpf.patch import BpfPatch
 from ..clocks import Phc, Refresher, u64_rule
 from ..kernel import errno_ret
-from ..kernel.driver import Driver, RxSettings, UnrollContext, wrapper_layout
+from ..kernel.driver import Driver, RxSettings, UnrollContext, call_scalar_rest, wrapper_layout
 from ..kernel.kfuncs import KfuncSpec
 from ..kernel.structs import KernelMemory, StructLayout, get_field, layout, put_field
 from ..kernel.symbols import KernelFunction, OpCost
@@ -56,10 +56,11 @@ from ..profiles import data_path, value
 M32 = (1 << 32) - 1
 M64 = (1 << 64) - 1
 ICE_PTP_TS_VALID = 1 << 0          # drivers/net/ethernet/intel/ice/ice_ptp.h@6.1.192:221
-ICE_RXDID_FLEX_NIC = 2             # ice_lan_tx_rx.h
+ICE_RXDID_FLEX_NIC = 2             # ice_lan_tx_rx.h@6.1.192:352
 DESC_SIZE = 32
-STAT_DD_EOF = 0b11                 # status_error0: DD | EOF (ice_lan_tx_rx.h ICE_RX_FLEX_DESC_STATUS0_*)
+STAT_DD_EOF = 0b11                 # status_error0: DD | EOF (ice_lan_tx_rx.h@6.1.192:405-406, bits 0 and 1)
 
+# struct ice_32b_rx_flex_desc_nic (RxDID 2): ice_lan_tx_rx.h@6.1.192:273-302.
 ICE_RX_FLEX_DESC = layout(
     "ice_32b_rx_flex_desc_nic", DESC_SIZE, "linux:drivers/net/ethernet/intel/ice/ice_lan_tx_rx.h",
     rxdid=(0, 1), mir_id_umb_cast=(1, 1), ptype_flex_flags0=(2, 2), pkt_len=(4, 2),
@@ -401,7 +402,7 @@ class IceLaneRx:
 # (ice_lan_tx_rx.h@6.1.192:418) with the stripped TCI in l2tag1 @10 (le16; wb layout
 # ice_lan_tx_rx.h@6.1.192:234-262); rxdid must be ICE_RXDID_FLEX_NIC (ice_lan_tx_rx.h@6.1.192:352).
 ICE_RX_FLEX_DESC_STATUS0_L2TAG1P = 1 << 13
-ICE_RX_FLEX_DESC_STATUS1_L2TAG2P = 1 << 11       # [D73] ice_lan_tx_rx.h 373
+ICE_RX_FLEX_DESC_STATUS1_L2TAG2P = 1 << 11       # [D73] ice_lan_tx_rx.h 373; ice_lan_tx_rx.h@6.1.192:428
 ICE_RX_FLEX_DESC_PTYPE_M = 0x3FF
 # struct ice_pkt_ctx { u64 cached_phctime; __be16 vlan_proto; } ([D612] ice_txrx.h 223-226): the
 # ring's vlan_proto follows its cached time.  MODEL: placed right after our ring's cached_phctime.
@@ -459,7 +460,7 @@ def _ring_vlan_proto(flow: Any) -> int:
 
 
 ICE_PTYPE_HASH_TYPE_NP = np.asarray(ICE_PTYPE_HASH_TYPE, np.uint64)
-ENODATA_U64 = (1 << 64) - ENODATA
+ENODATA_U64 = errno_ret(ENODATA)
 U64 = np.uint64
 
 
@@ -542,11 +543,7 @@ def _rx_hash_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Arra
     done[g] = st.helper_write(lanes[g], args[1][g], 4, h[g])
     g = np.nonzero(done)[0]
     done[g] = st.helper_write(lanes[g], args[2][g], 4, t[g])
-    out = ret.astype(U64)
-    rest = np.nonzero(~done)[0]
-    if len(rest):
-        out[rest] = st.call_scalar(lanes[rest], [a[rest] for a in args])
-    return out
+    return call_scalar_rest(st, lanes, args, done, ret.astype(U64))
 
 
 def _rx_vlan_tag_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
@@ -561,11 +558,7 @@ def _rx_vlan_tag_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64
     done[w] = st.helper_write(lanes[w], args[1][w], 2, proto[w])
     w = np.nonzero(done & (ret == 0))[0]
     done[w] = st.helper_write(lanes[w], args[2][w], 2, tci[w])
-    out = ret.astype(U64)
-    rest = np.nonzero(~done)[0]
-    if len(rest):
-        out[rest] = st.call_scalar(lanes[rest], [a[rest] for a in args])
-    return out
+    return call_scalar_rest(st, lanes, args, done, ret.astype(U64))
 
 
 def ice_rx_hash(desc: bytes) -> tuple[int, int, int]:
@@ -588,25 +581,18 @@ def _stamp_lanes(st: LaneState, lanes: Lanes, r1: U64Array) -> tuple[U64Array, M
     return rx_hwtstamp(cached, low, high), ok & ok1 & ok2 & ok3 & ok4 & (ring != 0) & (desc != 0)
 
 
-def _scalar_rest(st: LaneState, lanes: Lanes, args: list[U64Array], done: Mask, out: U64Array) -> U64Array:
-    rest = np.nonzero(~done)[0]
-    if len(rest):
-        out[rest] = st.call_scalar(lanes[rest], [a[rest] for a in args])
-    return out
-
-
 def _rx_hw_ts_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
     """``ice_xdp_rx_hw_ts`` (:func:`_xmo_rx_timestamp`) for many lanes."""
     ts, done = _stamp_lanes(st, lanes, args[0])
     w = np.nonzero(done & (ts != 0))[0]
     done[w] = st.helper_write(lanes[w], args[1][w], 8, ts[w])
-    return _scalar_rest(st, lanes, args, done, np.where(ts != 0, U64(0), U64(ENODATA_U64)))
+    return call_scalar_rest(st, lanes, args, done, np.where(ts != 0, U64(0), U64(ENODATA_U64)))
 
 
 def _v1_rx_timestamp_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
     """The call designs' by-value routine (:func:`_v1_rx_timestamp`) for many lanes."""
     ts, done = _stamp_lanes(st, lanes, args[0])
-    return _scalar_rest(st, lanes, args, done, ts)
+    return call_scalar_rest(st, lanes, args, done, ts)
 
 
 # MODEL op counts from reading the routines.

@@ -30,18 +30,16 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 import numpy as np
-import numpy.typing as npt
 
 from ..bpf import builders as B
 from ..bpf import opcodes as bop
 from ..bpf.lanes import Lanes, LaneState, U64Array, VectorHelper
 from ..bpf.machine import CallContext, HelperFn, IntAccess
-from ..bpf.memory import Region
 from ..bpf.patch import BpfPatch
 from ..clocks import (Refresher, Timecounter, clocksource_khz2mult, cyclecounter_mask, floor_ratio, mlx4_freq_to_shift,
                       timecounter_cyc2time, u64_rule)
 from ..kernel import errno_ret
-from ..kernel.driver import Driver, RxSettings, UnrollContext, wrapper_layout
+from ..kernel.driver import Driver, RxSettings, UnrollContext, call_scalar_rest, wrapper_layout
 from ..kernel.kfuncs import (XDP_RSS_L3_DYNHDR, XDP_RSS_L3_IPV4, XDP_RSS_L3_IPV6, XDP_RSS_L4_TCP, XDP_RSS_L4_UDP,
                              KfuncSpec)
 from ..kernel.structs import KernelMemory, StructLayout, get_field, layout, put_field
@@ -52,7 +50,7 @@ from ..profiles import value
 
 U64 = np.uint64
 
-CQE_SIZE = 32
+CQE_SIZE = 32                      # struct mlx4_ts_cqe, include/linux/mlx4/cq.h@6.1.192:73
 MLX4_TS_CQE = layout("mlx4_ts_cqe", CQE_SIZE, "linux:include/linux/mlx4/cq.h struct mlx4_ts_cqe (packed)",
                      vlan_my_qpn=(0, 4), immed_rss_invalid=(4, 4), g_mlpath_rqpn=(8, 4),
                      timestamp_hi=(12, 4), status=(16, 2), ipv6_ext_mask=(18, 1), badfcs_enc=(19, 1),
@@ -135,14 +133,15 @@ def read_timecounter(cctx: IntAccess, mdev: int) -> Timecounter:
                        frac=cctx.read(mdev + f["tc_frac"].offset, 8))
 
 
-def write_timecounter(region: Region | _Row, tc: Timecounter, seq: int = 0) -> None:
-    """Store a timecounter into a ``struct mlx4_en_dev`` region (a writer under the seqlock)."""
+def write_timecounter(data: bytearray | memoryview, tc: Timecounter, seq: int = 0) -> None:
+    """Store a timecounter into a ``struct mlx4_en_dev``'s bytes (a region's, or a numpy row's
+    ``ndarray.data``), as a writer under the seqlock."""
     f = MLX4_EN_DEV.fields
     for name, val, size in (("clock_seq", seq, 4), ("cc_mask", tc.mask, 8), ("cc_mult", tc.mult, 4),
                               ("cc_shift", tc.shift, 4), ("tc_cycle_last", tc.cycle_last, 8),
                               ("tc_nsec", tc.nsec, 8), ("tc_frac", tc.frac, 8)):
         off = f[name].offset
-        region.data[off:off + size] = val.to_bytes(size, "little")
+        data[off:off + size] = val.to_bytes(size, "little")
 
 
 class SeqlockBusy(RuntimeError):
@@ -233,11 +232,7 @@ def _rx_timestamp_lanes(check_null: bool) -> VectorHelper:
         g = np.nonzero(have & (cqe != 0) & (mdev != 0))[0]
         if len(g):
             done[g] = convert(st, lanes[g], r1[g], cqe[g], mdev[g])
-        res = r1.copy()
-        rest = np.nonzero(~done)[0]
-        if len(rest):
-            res[rest] = st.call_scalar(lanes[rest], [x[rest] for x in args])
-        return res
+        return call_scalar_rest(st, lanes, args, done, r1.copy())
     return mxl4_xdp_rx_timestamp_lanes
 
 
@@ -296,7 +291,7 @@ class Mlx4RxHw:
         self.wrapper = mem.new(MLX4_XDP_BUFF, "mlx4_xdp_buff", kind="wrapper")
 
     def set_clock(self, tc: Timecounter, seq: int = 0) -> None:
-        write_timecounter(self.mdev, tc, seq)
+        write_timecounter(self.mdev.data, tc, seq)
 
     def receive(self, index: int, cqe: bytes | None, *, zero_wrapper: bool = True) -> int:
         """``cqe=None``: the ring's filter is not HWTSTAMP_FILTER_ALL, so the driver does not
@@ -416,7 +411,7 @@ class Mlx4LaneRx:
         row = row.reshape(-1)
         mdev = np.zeros((len(used), MLX4_EN_DEV.size), np.uint8)
         for k, i in enumerate(used):
-            write_timecounter(_Row(mdev[k]), tcs[int(i)])
+            write_timecounter(mdev[k].data, tcs[int(i)])
         m = q.driver_region("mlx4_en_dev", "clock", MLX4_EN_DEV.size, mdev, row=row.astype(np.int64),
                             writable=False)
         cycles = self.clock.cycles(t)
@@ -433,13 +428,6 @@ class Mlx4LaneRx:
             sel = row == k
             ref[sel] = tcs[int(i)].cyc2time(raw[sel])
         return hw, ref
-
-
-class _Row:
-    """Lets :func:`write_timecounter` fill one numpy row in place."""
-
-    def __init__(self, row: npt.NDArray[np.uint8]) -> None:
-        self.data = row.data          # memoryview(row); ndarray.data so mypy (3.11 target) sees a buffer
 
 
 
@@ -502,11 +490,7 @@ def _rx_hash_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Arra
     w = np.nonzero(done)[0]
     done[w] = st.helper_write(lanes[w], args[2][w], 4,
                               mlx4_rss_type(_bswap(vals["status"][w], 2), vals["ipv6_ext_mask"][w]))
-    out = np.zeros(len(lanes), U64)
-    rest = np.nonzero(~done)[0]
-    if len(rest):
-        out[rest] = st.call_scalar(lanes[rest], [a[rest] for a in args])
-    return out
+    return call_scalar_rest(st, lanes, args, done, np.zeros(len(lanes), U64))
 
 
 COST_HASH = OpCost(insns={"ldx": 4, "alu64": 10, "jmp": 5, "stx": 2}, touches={"wrapper": 1, "descriptor": 3, "stack": 2})

@@ -44,7 +44,7 @@ from ..clocks import (Phc, Refresher, Timecounter, clocksource_khz2mult, cycleco
                       floor_ratio,
                       timecounter_cyc2time)
 from ..kernel import errno_ret
-from ..kernel.driver import Driver, RxSettings, UnrollContext, wrapper_layout
+from ..kernel.driver import Driver, RxSettings, UnrollContext, call_scalar_rest, wrapper_layout
 from ..kernel.kfuncs import (XDP_RSS_L3_IPV4, XDP_RSS_L3_IPV6, XDP_RSS_L4, XDP_RSS_L4_IPSEC, XDP_RSS_L4_TCP,
                              XDP_RSS_L4_UDP, KfuncSpec)
 from ..kernel.structs import KernelMemory, StructLayout, get_field, layout, put_field
@@ -217,7 +217,7 @@ def _xmo_rx_vlan_tag(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: 
 
 # ---- lane forms: the same fields and rules for many packets; lanes they cannot serve run
 # the scalar routine (which fails exactly as on the scalar machine).
-ENODATA_U64 = U64((1 << 64) - ENODATA)
+ENODATA_U64 = U64(errno_ret(ENODATA))
 
 
 def _bswap(v: np.ndarray, size: int) -> np.ndarray:
@@ -232,13 +232,6 @@ def _reads(st: LaneState, lanes: Lanes, base: U64Array, lay: StructLayout,
         v, good = st.helper_read(lanes, base + U64(lay.offsetof(f)), lay.sizeof(f))
         out[f], ok = v, ok & good
     return out, ok
-
-
-def _finish(st: LaneState, lanes: Lanes, args: list[U64Array], done: Mask, out: U64Array) -> U64Array:
-    rest = np.nonzero(~done)[0]
-    if len(rest):
-        out[rest] = st.call_scalar(lanes[rest], [a[rest] for a in args])
-    return out
 
 
 def _stamp_lanes(st: LaneState, lanes: Lanes, r1: U64Array) -> tuple[U64Array, Mask, Mask]:
@@ -264,12 +257,12 @@ def _rx_timestamp_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U6
     ns, done, have = _stamp_lanes(st, lanes, args[0])
     g = np.nonzero(done & have)[0]
     done[g] = st.helper_write(lanes[g], args[1][g], 8, ns[g])
-    return _finish(st, lanes, args, done, np.where(have, U64(0), ENODATA_U64))
+    return call_scalar_rest(st, lanes, args, done, np.where(have, U64(0), ENODATA_U64))
 
 
 def _v1_rx_timestamp_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
     ns, done, have = _stamp_lanes(st, lanes, args[0])
-    return _finish(st, lanes, args, done, np.where(have, ns, U64(0)))
+    return call_scalar_rest(st, lanes, args, done, np.where(have, ns, U64(0)))
 
 
 def _helper_rx_timestamp_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
@@ -277,7 +270,7 @@ def _helper_rx_timestamp_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]
     g = np.nonzero(done)[0]
     done[g] = st.helper_write(lanes[g], args[0][g] + U64(MLX5E_XDP_BUFF.offsetof("r0")), 8,
                               np.where(have, ns, U64(0))[g])
-    return _finish(st, lanes, args, done, args[0].copy())
+    return call_scalar_rest(st, lanes, args, done, args[0].copy())
 
 
 def _rx_hash_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
@@ -292,7 +285,7 @@ def _rx_hash_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Arra
     done[g] = st.helper_write(lanes[g], args[1][g], 4, _bswap(c["rss_hash_result"][g], 4))
     g = np.nonzero(done & have)[0]
     done[g] = st.helper_write(lanes[g], args[2][g], 4, t[g])
-    return _finish(st, lanes, args, done, np.where(have, U64(0), ENODATA_U64))
+    return call_scalar_rest(st, lanes, args, done, np.where(have, U64(0), ENODATA_U64))
 
 
 def _rx_vlan_tag_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
@@ -304,7 +297,7 @@ def _rx_vlan_tag_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64
     done[g] = st.helper_write(lanes[g], args[1][g], 2, np.full(len(g), ETH_P_8021Q_BE, np.uint64))
     g = np.nonzero(done & have)[0]
     done[g] = st.helper_write(lanes[g], args[2][g], 2, _bswap(c["vlan_info"][g], 2))
-    return _finish(st, lanes, args, done, np.where(have, U64(0), ENODATA_U64))
+    return call_scalar_rest(st, lanes, args, done, np.where(have, U64(0), ENODATA_U64))
 
 
 # Work per call (MODEL op counts from reading the routines; Toke's v3 numbers,

@@ -28,7 +28,7 @@ from ..bpf.machine import CallContext, IntAccess
 from ..bpf.patch import BpfPatch
 from ..clocks import Phc
 from ..kernel import errno_ret
-from ..kernel.driver import Driver, RxSettings, UnrollContext, wrapper_layout
+from ..kernel.driver import Driver, RxSettings, UnrollContext, call_scalar_rest, wrapper_layout
 from ..kernel.kfuncs import XDP_RSS_TYPE_L4_ANY, XDP_RSS_TYPE_NONE, KfuncSpec
 from ..kernel.structs import SK_BUFF, KernelMemory, StructLayout, layout, put_field
 from ..kernel.symbols import KernelFunction, OpCost
@@ -60,11 +60,7 @@ def _v1_rx_timestamp_lanes(st: LaneState, lanes: np.ndarray, args: list[np.ndarr
     """:func:`_v1_rx_timestamp` for many lanes; a lane whose skb cannot be read runs the scalar one."""
     skb, ok = st.helper_read(lanes, args[0] + np.uint64(VETH_XDP_BUFF.offsetof("skb")), 8)
     stamp, ok1 = st.helper_read(lanes, skb + np.uint64(SK_BUFF.offsetof("tstamp")), 8)
-    out = np.where(skb != 0, stamp, np.uint64(0))
-    rest = np.nonzero(~(ok & ((skb == 0) | ok1)))[0]
-    if len(rest):
-        out[rest] = st.call_scalar(lanes[rest], [a[rest] for a in args])
-    return out
+    return call_scalar_rest(st, lanes, args, ok & ((skb == 0) | ok1), np.where(skb != 0, stamp, np.uint64(0)))
 
 
 def _xmo_rx_timestamp(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:

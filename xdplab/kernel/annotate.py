@@ -39,15 +39,16 @@ from .structs import NET_DEVICE, XDP_BUFF, XDP_RXQ_INFO, XDP_TXQ_INFO, StructLay
 if TYPE_CHECKING:  # pragma: no cover
     from .loader import LoadedProgram
 
-# Pointers between the kernel's own structs (include/net/xdp.h struct xdp_buff: rxq, txq;
-# struct xdp_rxq_info / xdp_txq_info: dev).
+# Pointers between the kernel's own structs (struct xdp_buff: rxq, txq,
+# include/net/xdp.h@6.1.192:82-83; struct xdp_rxq_info / xdp_txq_info: dev, :58 and :67).
 KERNEL_POINTERS: Mapping[tuple[str, str], StructLayout] = MappingProxyType({
     ("xdp_buff", "rxq"): XDP_RXQ_INFO,
     ("xdp_buff", "txq"): XDP_TXQ_INFO,
     ("xdp_rxq_info", "dev"): NET_DEVICE,
     ("xdp_txq_info", "dev"): NET_DEVICE,
 })
-# xdp_buff members that point into the packet buffer, and the region name we print.
+# xdp_buff members that point into the packet buffer (include/net/xdp.h@6.1.192:78-81), and the
+# region name we print.
 BUFFER_POINTERS: Mapping[str, str] = MappingProxyType({
     "data": "pkt", "data_meta": "meta", "data_hard_start": "headroom", "data_end": "pkt_end"})
 
@@ -245,6 +246,7 @@ def _step(insn: Insn, i: int, state: dict[int, Pointer], table: Mapping[tuple[st
         elif cls == op.BPF_ALU64 and not code & 0x08 and operation in (op.BPF_ADD, op.BPF_SUB) and ptr:
             state[insn.dst] = ptr.moved(insn.imm if operation == op.BPF_ADD else -insn.imm)
     elif cls == op.BPF_JMP and code & 0xF0 == op.BPF_CALL:
+        # R0-R5 are caller-saved: kernel/bpf/verifier.c@6.1.192:1283 caller_saved[]
         ctx = state.get(1)
         for r in range(6):
             state.pop(r, None)
@@ -359,7 +361,7 @@ def _uses_defs(insn: Insn) -> tuple[set[int], set[int], set[int]]:
         if operation == op.BPF_CALL:
             uses.add(1)              # MODEL: the RFC's routines take the ctx (R1) only
             defs.add(0)
-            clob.update(range(1, 6))
+            clob.update(range(1, 6))   # caller_saved[]: kernel/bpf/verifier.c@6.1.192:1283
         elif operation == op.BPF_EXIT:
             uses.add(0)
         elif operation != op.BPF_JA:
@@ -379,12 +381,13 @@ def register_summary(insns: tuple[Insn, ...] | list[Insn], *,
     reads: set[int] = set()
     writes: set[int] = set()
     clobbers: set[int] = set()
+    stack = False
     for insn in insns:
         uses, defs, clob = _uses_defs(insn)
         reads.update(r for r in uses if r not in writes and r != op.BPF_REG_FP)
         writes.update(defs)
         clobbers.update(clob)
-    stack = any(op.BPF_REG_FP in _uses_defs(i)[0] | _uses_defs(i)[1] for i in insns)
+        stack = stack or op.BPF_REG_FP in uses | defs
     return RegisterSummary(frozenset(writes), frozenset(reads), frozenset(clobbers), stack,
                            tuple(check_patch(tuple(insns), allowed=allowed)))
 

@@ -29,7 +29,7 @@ HINT_FLAG_RX_TIMESTAMP = 1 << 16        # i40e's driver-specific flag bit (xdp-h
 # enum xdp_hints_flags (xdp-hints RFCv2 04/18, kernel-facts-fields §3.2): RX_HASH_TYPE in bits
 # 5:4 (PKT_HASH_TYPE_NONE/L2/L3/L4 = 0..3), VLAN_PRESENT bit 8, ETH_P_8021Q bit 9, ETH_P_8021AD bit 10.
 HINT_RX_HASH_TYPE_SHIFT = 4
-PKT_HASH_TYPE_L3, PKT_HASH_TYPE_L4 = 2, 3      # include/linux/skbuff.h enum pkt_hash_types
+PKT_HASH_TYPE_L3, PKT_HASH_TYPE_L4 = 2, 3      # include/linux/skbuff.h@6.1.192:1452-1453 enum pkt_hash_types
 HINT_FLAG_VLAN_PRESENT = 1 << 8
 HINT_FLAG_VLAN_PROTO_ETH_P_8021Q = 1 << 9
 HINT_FLAG_VLAN_PROTO_ETH_P_8021AD = 1 << 10

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 import numpy as np
 
 from ..bpf import builders as B
-from ..bpf.lanes import LaneState
+from ..bpf.lanes import Lanes, LaneState, Mask, U64Array
 from ..bpf.machine import CallContext
 from ..bpf.patch import BpfPatch
 from .kfuncs import FIELD_KFUNC_ENUMS, NEWEST_KERNEL, KfuncSpec
@@ -206,3 +206,13 @@ def wrapper_layout(name: str, size: int, source: str, **fields: tuple[int, int])
         if off < XDP_BUFF.size:
             raise ValueError(f"{name}.{fname} at {off} overlaps the xdp_buff at 0..{XDP_BUFF.size}")
     return layout(name, size, source, **base, **fields)
+
+
+def call_scalar_rest(st: LaneState, lanes: Lanes, args: list[U64Array], done: Mask, out: U64Array) -> U64Array:
+    """Finish a driver's vector routine: the lanes not ``done`` (an unmapped address, a NULL
+    pointer, a held lock...) run the scalar routine through :meth:`LaneState.call_scalar`, so
+    they fail exactly as on the scalar machine; ``out`` (filled in place) is returned."""
+    rest = np.nonzero(~done)[0]
+    if len(rest):
+        out[rest] = st.call_scalar(lanes[rest], [a[rest] for a in args])
+    return out

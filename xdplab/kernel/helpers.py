@@ -24,13 +24,13 @@ from .maps import (ARRAY_LIKE, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_PROG_ARRAY, B
 from .uapi import E2BIG, EINVAL, ENOENT
 from .verifier.helper_ids import FUNC_NAMES
 
-EEXIST = 17          # include/uapi/asm-generic/errno-base.h
-EAGAIN = 11
-BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2          # include/uapi/linux/bpf.h map update flags
-BPF_RB_NO_WAKEUP, BPF_RB_FORCE_WAKEUP = 1, 2       # bpf.h ringbuf flags
-BPF_RB_AVAIL_DATA, BPF_RB_RING_SIZE, BPF_RB_CONS_POS, BPF_RB_PROD_POS = range(4)
+EEXIST = 17          # include/uapi/asm-generic/errno-base.h@6.1.192:21
+EAGAIN = 11          # include/uapi/asm-generic/errno-base.h@6.1.192:15
+BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2          # include/uapi/linux/bpf.h@6.1.192:1229-1231
+BPF_RB_NO_WAKEUP, BPF_RB_FORCE_WAKEUP = 1, 2       # include/uapi/linux/bpf.h@6.1.192:5818-5819
+BPF_RB_AVAIL_DATA, BPF_RB_RING_SIZE, BPF_RB_CONS_POS, BPF_RB_PROD_POS = range(4)   # bpf.h@6.1.192:5824
 MAX_TAIL_CALL_CNT = 33                             # include/linux/bpf.h@6.1.192:1493
-MAX_TRACE_PRINTK_VARARGS = 3                       # kernel/trace/bpf_trace.c
+MAX_TRACE_PRINTK_VARARGS = 3                       # kernel/trace/bpf_trace.c@6.1.192:371
 MAX_BPRINTF_VARARGS = 12                           # include/linux/bpf.h@6.1.192:2822
 MAX_BPRINTF_BUF = 1024                             # include/linux/bpf.h@6.1.192:2823
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+# enum bpf_map_type, include/uapi/linux/bpf.h@6.1.192:922 (HASH :924 ... RINGBUF :950)
 BPF_MAP_TYPE_HASH = 1
 BPF_MAP_TYPE_ARRAY = 2
 BPF_MAP_TYPE_PROG_ARRAY = 3
@@ -37,8 +38,8 @@ ARRAY_LIKE = frozenset({BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY})
 HASH_LIKE = frozenset({BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_HASH})
 
 MAP_VALUES_AT = 256          # MODEL: values start after a 256-byte header in the map's region
-PAGE_SIZE = 4096
-# include/uapi/linux/bpf.h@6.1.192: BPF_RINGBUF_BUSY_BIT (1U << 31), BPF_RINGBUF_DISCARD_BIT
+PAGE_SIZE = 4096             # x86: arch/x86/include/asm/page_types.h@6.1.192:10-11
+# include/uapi/linux/bpf.h@6.1.192:5832-5834: BPF_RINGBUF_BUSY_BIT (1U << 31), BPF_RINGBUF_DISCARD_BIT
 # (1U << 30), BPF_RINGBUF_HDR_SZ 8 (u32 len + u32 pg_off before each sample).
 BPF_RINGBUF_BUSY_BIT = 1 << 31
 BPF_RINGBUF_DISCARD_BIT = 1 << 30

@@ -104,8 +104,9 @@ def xdp_buff_init(hard_start: int, packet_len: int, meta_valid: bool, rxq: int) 
 
 
 def redirect_map_result(hit: bool | np.ndarray, flags: int | np.ndarray) -> np.ndarray:
-    """``__bpf_xdp_redirect_map`` (net/core/filter.c@6.1.192): XDP_REDIRECT when the map has
-    the key, else the low two bits of ``flags`` (the fallback action).  Ints or arrays."""
+    """``__bpf_xdp_redirect_map`` (include/linux/filter.h@6.1.192:1553): XDP_REDIRECT when the
+    map has the key, else the low two bits of ``flags`` (the fallback action).  Ints or arrays.
+    MODEL: the kernel's XDP_ABORTED for unknown flag bits is not modelled."""
     return np.where(hit, XDP_REDIRECT, flags & 3)
 
 

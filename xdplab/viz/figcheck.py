@@ -8,7 +8,7 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-MIN_FONT_PT = 9.0
+from .plots import MIN_FONT_PT          # one home: the size the house style draws at
 
 
 def _texts(fig: Figure) -> list[tuple[str, Text]]:

@@ -10,6 +10,7 @@ House rules (issue 17), checked by tests/test_figures.py on every figure of ever
 """
 from __future__ import annotations
 
+import textwrap
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
@@ -70,7 +71,9 @@ def format_ns(value_ns: float) -> str:
 
 def timestamp_error(df: pd.DataFrame, title: str | None = None) -> Figure:
     """rx_timestamp - hw_time_ns per packet against time: 0 when the conversion is right,
-    multiples of 2**32 ns where an extension window was missed; packets without a stamp are
+    multiples of 2**32 ns where an extension window was missed (the 32-bit stamp is extended
+    against a cached PHC time, valid within U32_MAX / 2 of it: ice_ptp_extend_32b_ts,
+    drivers/net/ethernet/intel/ice/ice_ptp.c@6.1.192:531,549); packets without a stamp are
     marked on the zero line (their reason is in the ``reason`` column)."""
     fig, ax = plt.subplots(figsize=(7, 3.2))
     t0 = float(df.t_ns.min()) if len(df) else 0.0
@@ -162,7 +165,9 @@ def cost_bars(costs: pd.DataFrame, budgets: Sequence[float] = BUDGETS_GBIT, titl
 
 def extension_window(extend: Callable[[int, int], Any], cached: int, span_ns: int = 6 * 2**30, points: int = 801,
                      title: str = "32-bit extension around the cached PHC time") -> Figure:
-    """Error of ``extend(cached, low32(true))`` against the true offset from the cache."""
+    """Error of ``extend(cached, low32(true))`` against the true offset from the cache; the shaded
+    window is the half range a 32-bit delta resolves (ice_ptp_extend_32b_ts's ``U32_MAX / 2``,
+    drivers/net/ethernet/intel/ice/ice_ptp.c@6.1.192:549)."""
     offsets = np.linspace(-span_ns, span_ns, points).astype(np.int64)
     errors = [extend(cached, (cached + int(d)) & 0xFFFFFFFF) - (cached + int(d)) for d in offsets]
     fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -273,7 +278,6 @@ def cost_per_packet(df: pd.DataFrame, budgets: Sequence[float] = BUDGETS_GBIT, t
 
 
 def _wrap(text: str, width: int) -> str:
-    import textwrap
     return "\n".join(textwrap.wrap(text, width)) or text
 
 

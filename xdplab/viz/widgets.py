@@ -12,6 +12,7 @@ import ipywidgets as W
 
 from .. import drivers
 from ..designs import field_support
+from ..kernel.loader import VARIANTS
 from ..lab import Lab
 from ..programs import ALL_DESIGNS, FIELDS_BY_DESIGN
 from . import plots
@@ -99,7 +100,6 @@ def design_picker(value: str = "rfc-v2") -> W.Dropdown:
 
 
 def variant_picker(value: str = "fixed") -> W.ToggleButtons:
-    from ..kernel.loader import VARIANTS
     return W.ToggleButtons(options=list(VARIANTS), value=value, description="variant")
 
 

@@ -1,8 +1,8 @@
 """ALU instructions: scalar bounds arithmetic and pointer arithmetic.
 
-kernel/bpf/verifier.c@6.1.192: check_alu_op (9314), adjust_reg_min_max_vals (9245),
-adjust_ptr_min_max_vals (8435), adjust_scalar_min_max_vals (9130) and the scalar*_min_max_*
-helpers (8668-9125).  Speculative-execution sanitation (sanitize_ptr_alu, sanitize_val_alu) is
+kernel/bpf/verifier.c@6.1.192: check_alu_op (9482), adjust_reg_min_max_vals (9396),
+adjust_ptr_min_max_vals (8437), adjust_scalar_min_max_vals (9235) and the scalar*_min_max_*
+helpers (8668-9229).  Speculative-execution sanitation (sanitize_ptr_alu, sanitize_val_alu) is
 skipped: the workbench loads as root, and bypass_spec_v1/v4 hold (MODEL).
 """
 from __future__ import annotations
@@ -86,42 +86,42 @@ def _mul(d: Reg, s: Reg) -> None:
             d.smin, d.smax = d.umin, d.umax
 
 
+# tnum_and / tnum_or / tnum_xor, chosen once per op (adjust_scalar_min_max_vals,
+# kernel/bpf/verifier.c@6.1.192:9328-9338 sets var_off before the scalar*_min_max_* calls).
+_BITWISE_TNUM = MappingProxyType({BPF_AND: tn.and_, BPF_OR: tn.or_, BPF_XOR: tn.xor})
+
+
+def _bitwise_urange(op: int, v: tn.Tnum, d_umin: int, d_umax: int, s_umin: int,
+                    s_umax: int) -> tuple[int, int]:
+    """The unsigned range of ``dst op src`` given its tnum ``v`` (the same rule at 32 and 64 bits):
+    AND can only clear bits (min = known ones, max <= both maxima), OR can only set them
+    (min >= both minima, max = all maybe-ones), XOR either (known ones .. maybe-ones)."""
+    if op == BPF_AND:
+        return v.value, min(d_umax, s_umax)
+    if op == BPF_OR:
+        return max(d_umin, s_umin), v.value | v.mask
+    return v.value, v.value | v.mask
+
+
 def _bitwise(d: Reg, s: Reg, op: int) -> None:
-    """scalar{32,}_min_max_{and,or,xor}."""
-    d.var_off = {BPF_AND: tn.and_, BPF_OR: tn.or_, BPF_XOR: tn.xor}[op](d.var_off, s.var_off)
+    """scalar{32,}_min_max_{and,or,xor} (kernel/bpf/verifier.c@6.1.192:8840-9035).  The signed
+    range is the unsigned one when both inputs are non-negative; the kernel spells that test
+    ``!(a < 0 || b < 0)`` for AND/OR and ``a >= 0 && b >= 0`` for XOR, the same condition."""
+    d.var_off = _BITWISE_TNUM[op](d.var_off, s.var_off)
     v32 = tn.subreg(d.var_off)
     if tn.subreg(s.var_off).is_const() and v32.is_const():
         d.mark_reg32_known(v32.value)
     else:
-        if op == BPF_AND:
-            d.u32_min, d.u32_max = v32.value, min(d.u32_max, s.u32_max)
-        elif op == BPF_OR:
-            d.u32_min, d.u32_max = max(d.u32_min, s.u32_min), v32.value | v32.mask
-        else:
-            d.u32_min, d.u32_max = v32.value, v32.value | v32.mask
-        if op == BPF_XOR:
-            signed_ok = d.s32_min >= 0 and s.s32_min >= 0
-        else:
-            signed_ok = not (d.s32_min < 0 or s.s32_min < 0)
-        if signed_ok:
+        d.u32_min, d.u32_max = _bitwise_urange(op, v32, d.u32_min, d.u32_max, s.u32_min, s.u32_max)
+        if d.s32_min >= 0 and s.s32_min >= 0:
             d.s32_min, d.s32_max = s32(d.u32_min), s32(d.u32_max)
         else:
             d.s32_min, d.s32_max = S32_MIN, S32_MAX
     if s.var_off.is_const() and d.var_off.is_const():
         d.mark_known(d.var_off.value)
         return
-    v = d.var_off
-    if op == BPF_AND:
-        d.umin, d.umax = v.value, min(d.umax, s.umax)
-    elif op == BPF_OR:
-        d.umin, d.umax = max(d.umin, s.umin), v.value | v.mask
-    else:
-        d.umin, d.umax = v.value, v.value | v.mask
-    if op == BPF_XOR:
-        signed_ok = d.smin >= 0 and s.smin >= 0
-    else:
-        signed_ok = not (d.smin < 0 or s.smin < 0)
-    if signed_ok:
+    d.umin, d.umax = _bitwise_urange(op, d.var_off, d.umin, d.umax, s.umin, s.umax)
+    if d.smin >= 0 and s.smin >= 0:
         d.smin, d.smax = s64(d.umin), s64(d.umax)
     else:
         d.smin, d.smax = S64_MIN, S64_MAX
@@ -194,8 +194,12 @@ def _arsh(d: Reg, s: Reg, alu32: bool) -> None:
     d.update_reg_bounds()
 
 
+# The shift cases of adjust_scalar_min_max_vals (verifier.c@6.1.192:9342-9380).
+_SHIFTS = MappingProxyType({BPF_LSH: _lsh, BPF_RSH: _rsh, BPF_ARSH: _arsh})
+
+
 def adjust_scalar_min_max_vals(env: Env, code: int, d: Reg, s: Reg) -> None:
-    """adjust_scalar_min_max_vals: ``d op= s`` on bounds and tnums."""
+    """adjust_scalar_min_max_vals (verifier.c@6.1.192:9235): ``d op= s`` on bounds and tnums."""
     op = code & 0xF0
     alu32 = code & 7 != 7
     bitness = 32 if alu32 else 64
@@ -221,11 +225,11 @@ def adjust_scalar_min_max_vals(env: Env, code: int, d: Reg, s: Reg) -> None:
         _mul(d, s)
     elif op in (BPF_AND, BPF_OR, BPF_XOR):
         _bitwise(d, s, op)
-    elif op in (BPF_LSH, BPF_RSH, BPF_ARSH):
+    elif op in _SHIFTS:
         if s.umax >= bitness:
             d.set_unknown()
         else:
-            {BPF_LSH: _lsh, BPF_RSH: _rsh, BPF_ARSH: _arsh}[op](d, s, alu32)
+            _SHIFTS[op](d, s, alu32)
     else:
         d.set_unknown()
     if alu32:

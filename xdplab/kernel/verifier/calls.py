@@ -18,16 +18,18 @@ from types import MappingProxyType
 import re
 from typing import NamedTuple
 
-from ..maps import BpfMap
+from ..maps import (BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_DEVMAP, BPF_MAP_TYPE_PROG_ARRAY,
+                    BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_XSKMAP, BpfMap)
 from .env import E2BIG, EACCES, EFAULT, EINVAL, ENOTSUPP, Env, Refuse
-from .helper_ids import BPF_FUNC_MAX_ID, func_id_name
+from .helper_ids import BPF_FUNC_MAX_ID, FUNC_NAMES, func_id_name
 from .log import format_state
 from .mem import (BPF_READ, BPF_WRITE, DST_OP_NO_MARK, SRC_OP, check_helper_mem_access,
                   check_reg_arg, regs)
 from .precision import mark_chain_precision
 from .regstate import (CONST_PTR_TO_MAP, MEM_ALLOC, PTR_MAYBE_NULL, PTR_TO_BUF, PTR_TO_CTX,
                        PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
-                       PTR_TO_PACKET_META, PTR_TO_STACK, SCALAR_VALUE, Reg, reg_type_str,
+                       PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_STACK, SCALAR_VALUE, Reg,
+                       reg_type_str,
                        type_is_pkt_pointer)
 from .state import MAX_BPF_STACK, MAX_CALL_FRAMES, FuncState
 
@@ -49,10 +51,9 @@ _COMPATIBLE = MappingProxyType({ARG_CONST_MAP_PTR: (CONST_PTR_TO_MAP,), ARG_PTR_
                ARG_CONST_ALLOC_SIZE_OR_ZERO: (SCALAR_VALUE,),
                ARG_PTR_TO_ALLOC_MEM_RELEASE: (PTR_TO_MEM | MEM_ALLOC,)})
 
-# Map types (include/uapi/linux/bpf.h@6.1.192 enum bpf_map_type).
-BPF_MAP_TYPE_PROG_ARRAY, BPF_MAP_TYPE_PERF_EVENT_ARRAY = 3, 4
-BPF_MAP_TYPE_DEVMAP, BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_XSKMAP = 14, 16, 17
-BPF_MAP_TYPE_DEVMAP_HASH, BPF_MAP_TYPE_RINGBUF = 25, 27
+# Map types (include/uapi/linux/bpf.h@6.1.192:922 enum bpf_map_type) that ..maps does not name.
+BPF_MAP_TYPE_PERF_EVENT_ARRAY = 4          # bpf.h@6.1.192:927
+BPF_MAP_TYPE_DEVMAP_HASH = 25              # bpf.h@6.1.192:948
 
 
 class HelperProto(NamedTuple):
@@ -122,7 +123,7 @@ CALLER_SAVED = (0, 1, 2, 3, 4, 5)
 def clear_all_pkt_pointers(env: Env) -> None:
     """After a helper that may move packet data, every packet pointer becomes an unknown scalar."""
     for reg in env.cur.all_regs():
-        if type_is_pkt_pointer(reg.type) or reg.type == 9:   # + PTR_TO_PACKET_END
+        if type_is_pkt_pointer(reg.type) or reg.type == PTR_TO_PACKET_END:
             reg.set_unknown()
 
 
@@ -160,7 +161,7 @@ def check_helper_call(env: Env, func_id: int) -> None:
     if not 0 <= func_id < BPF_FUNC_MAX_ID:
         raise Refuse(f"invalid func {func_id_name(func_id)}#{func_id}", EINVAL)
     name = func_id_name(func_id)
-    offered = name[4:] in XDP_HELPER_NAMES and (not env.helpers or func_id in env.helpers
+    offered = FUNC_NAMES[func_id] in XDP_HELPER_NAMES and (not env.helpers or func_id in env.helpers
                                                 or func_id in HELPER_PROTOS)
     if not offered:
         raise Refuse(f"unknown func {name}#{func_id}", EINVAL)
@@ -177,13 +178,13 @@ def check_helper_call(env: Env, func_id: int) -> None:
         check_reg_arg(env, regno, SRC_OP)
         reg = rs[regno]
         if arg == ARG_ANYTHING:
-            if reg.type not in (SCALAR_VALUE,) and not env.caps.allow_ptr_leaks:
+            if reg.type != SCALAR_VALUE and not env.caps.allow_ptr_leaks:
                 raise Refuse(f"R{regno} leaks addr into helper function", EACCES)
             continue
         if arg == ARG_PTR_TO_MEM_OR_NULL and reg.is_null():
             continue
         _check_reg_type(regno, reg, arg)
-        if arg in (ARG_PTR_TO_CTX,) and (reg.off or not reg.var_off.equals_const(0)):
+        if arg == ARG_PTR_TO_CTX and (reg.off or not reg.var_off.equals_const(0)):
             raise Refuse(f"dereference of modified ctx ptr R{regno} off={reg.off} disallowed", EACCES)
         if arg == ARG_CONST_MAP_PTR:
             map_ptr = reg.map
@@ -203,7 +204,7 @@ def check_helper_call(env: Env, func_id: int) -> None:
             mem_size = reg.var_off.value
             mark_chain_precision(env, regno)
         elif arg == ARG_PTR_TO_ALLOC_MEM_RELEASE:
-            if reg.off:        # check_func_arg_reg_off (verifier.c@6.1.192:6078)
+            if reg.off:        # check_func_arg_reg_off (verifier.c@6.1.192:6038)
                 raise Refuse(f"R{regno} must have zero offset when passed to release func", EACCES)
             if not reg.ref_obj_id:
                 raise Refuse(f"R{regno} must be referenced when passed to release function", EINVAL)
@@ -223,8 +224,8 @@ def check_helper_call(env: Env, func_id: int) -> None:
         r0.id = env.new_id()
     elif proto.ret == RET_PTR_TO_ALLOC_MEM_OR_NULL:
         r0.set_pointer(PTR_TO_MEM | MEM_ALLOC | PTR_MAYBE_NULL, mem_size=mem_size)
-        r0.id = env.new_id()
-        # acquire_reference_state: the pointer must be submitted or discarded on every path
+        r0.id = env.new_id()      # overwritten below, but it uses an id as the kernel does (7818)
+        # acquire_reference_state (1064, called at 7833-7837): the pointer must be submitted or discarded on every path
         ident = env.new_id()
         env.cur.refs.append((ident, env.insn_idx))
         r0.id = r0.ref_obj_id = ident
@@ -252,7 +253,7 @@ def release_reference(env: Env, ref_obj_id: int, func_id: int) -> None:
 
 
 def check_reference_leak(env: Env) -> None:
-    """check_reference_leak (verifier.c@6.1.192:7365): no acquired reference may outlive the
+    """check_reference_leak (verifier.c@6.1.192:7362): no acquired reference may outlive the
     program."""
     refs = env.cur.refs
     if not refs:

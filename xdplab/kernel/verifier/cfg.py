@@ -63,10 +63,6 @@ def decode_slots(data: bytes) -> tuple[RawInsn, ...]:
     return tuple(out)
 
 
-def is_ldimm64(ins: RawInsn) -> bool:
-    return ins.code == 0x18
-
-
 def add_subprogs(env: Env) -> None:
     """add_subprog_and_kfunc's subprogram half: every BPF_PSEUDO_CALL target starts a function."""
     n = len(env.insns)
@@ -132,10 +128,12 @@ def resolve_pseudo_ldimm64(env: Env) -> None:
             if ins.src in (1, 5) and nxt.imm != 0 or ins.src not in (1, 2, 5, 6):
                 raise Refuse("unrecognized bpf_ld_imm64 insn", EINVAL)
             if ins.src in (5, 6):
+                # EPROTO: verifier.c@6.1.192:13140
                 raise Refuse("fd_idx without fd_array is invalid", 71)
             fd = ins.imm & 0xFFFFFFFF
             m = env.maps.get(fd)
             if m is None:
+                # EBADF: __bpf_map_get's error, returned at verifier.c@6.1.192:13156
                 raise Refuse(f"fd {ins.imm} is not pointing to valid bpf_map", 9)
             if ins.src == 2:
                 off = nxt.imm & 0xFFFFFFFF

@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Literal, Mapping
 
 from ...bpf.errors import BpfDecodeError
 from ...bpf.insn import Insn, Program
+from ...bpf.opcodes import BPF_ALU, BPF_ALU64, BPF_JMP, BPF_JMP32, BPF_LD, BPF_LDX, BPF_ST, BPF_STX
 from ..kfuncs import KfuncTable
 from ..maps import BpfMap
 from . import alu, calls, cfg, jmp
@@ -25,10 +26,11 @@ from .mem import (BPF_READ, BPF_WRITE, DST_OP, DST_OP_NO_MARK, SRC_OP, check_ato
 from .paths import pop_stack, update_branch_counts
 from .prune import is_state_visited
 from .regstate import (CONST_PTR_TO_MAP, PTR_TO_BTF_ID, PTR_TO_CTX, PTR_TO_MAP_VALUE, base_type,
-                       reg_type_str)
+                       is_pointer_type, reg_type_str)
 from .result import VerifierResult
 from .state import new_main_state
 
+# bpf_size_to_bytes: BPF_W/H/B (include/uapi/linux/bpf_common.h@6.1.192:18-20), BPF_DW (bpf.h@6.1.192:21).
 _SIZE = MappingProxyType({0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8})
 PROG_TYPES = ("xdp",)
 
@@ -146,20 +148,19 @@ StepOutcome = Literal["jumped", "frame", "exit"] | None
 
 def _step(env: Env, ins: RawInsn, cls: int, n: int) -> StepOutcome:
     """One instruction.  Returns None (go on), "jumped", "frame" (returned from a callee) or
-    "exit" (the path ended)."""
-    regs = env.cur.cur.regs
+    "exit" (the path ended).  The class tests follow do_check (verifier.c@6.1.192:12563-12790)."""
     code = ins.code
-    if cls in (4, 7):
+    if cls == BPF_ALU or cls == BPF_ALU64:
         alu.check_alu_op(env, code, ins.dst, ins.src, ins.off, ins.imm)
         return None
-    if cls == 1:
+    if cls == BPF_LDX:
         check_reg_arg(env, ins.src, SRC_OP)
         check_reg_arg(env, ins.dst, DST_OP_NO_MARK)
-        src_type = regs[ins.src].type
+        src_type = env.cur.cur.regs[ins.src].type
         check_mem_access(env, ins.src, ins.off, _SIZE[code & 0x18], BPF_READ, ins.dst)
         _same_insn_types(env, src_type)
         return None
-    if cls == 3:
+    if cls == BPF_STX:
         if code & 0xE0 == 0xC0:
             check_atomic(env, code, ins.dst, ins.src, ins.off, ins.imm)
             return None
@@ -167,25 +168,25 @@ def _step(env: Env, ins: RawInsn, cls: int, n: int) -> StepOutcome:
             raise Refuse("BPF_STX uses reserved fields", EINVAL)
         check_reg_arg(env, ins.src, SRC_OP)
         check_reg_arg(env, ins.dst, SRC_OP)
-        dst_type = regs[ins.dst].type
+        dst_type = env.cur.cur.regs[ins.dst].type
         check_mem_access(env, ins.dst, ins.off, _SIZE[code & 0x18], BPF_WRITE, ins.src)
         _same_insn_types(env, dst_type)
         return None
-    if cls == 2:
+    if cls == BPF_ST:
         if code & 0xE0 != 0x60 or ins.src:
             raise Refuse("BPF_ST uses reserved fields", EINVAL)
         check_reg_arg(env, ins.dst, SRC_OP)
-        if regs[ins.dst].type == PTR_TO_CTX:
+        if env.cur.cur.regs[ins.dst].type == PTR_TO_CTX:
             raise Refuse(f"BPF_ST stores into R{ins.dst} {reg_type_str(PTR_TO_CTX)} is not allowed",
                          EACCES)
         check_mem_access(env, ins.dst, ins.off, _SIZE[code & 0x18], BPF_WRITE, -1, st_imm=ins.imm)
         return None
-    if cls in (5, 6):
+    if cls == BPF_JMP or cls == BPF_JMP32:
         op = code & 0xF0
         env.jmps_processed += 1
         if op == 0x80:
             if code & 0x08 or (ins.src != 2 and ins.off) or ins.src not in (0, 1, 2) or ins.dst \
-                    or cls == 6:
+                    or cls == BPF_JMP32:
                 raise Refuse("BPF_CALL uses reserved fields", EINVAL)
             if ins.src == 1:
                 calls.check_func_call(env, ins.imm)
@@ -195,23 +196,25 @@ def _step(env: Env, ins: RawInsn, cls: int, n: int) -> StepOutcome:
                 calls.check_helper_call(env, ins.imm)
             return None
         if op == 0x00:
-            if code & 0x08 or ins.src or ins.dst or (cls == 5 and ins.imm) or (cls == 6 and ins.off):
+            if code & 0x08 or ins.src or ins.dst or (cls == BPF_JMP and ins.imm) \
+                    or (cls == BPF_JMP32 and ins.off):
                 raise Refuse("BPF_JA uses reserved fields", EINVAL)
-            env.insn_idx += (ins.off if cls == 5 else ins.imm) + 1
+            env.insn_idx += (ins.off if cls == BPF_JMP else ins.imm) + 1
             return "jumped"
         if op == 0x90:
-            if code & 0x08 or ins.imm or ins.src or ins.dst or cls == 6:
+            if code & 0x08 or ins.imm or ins.src or ins.dst or cls == BPF_JMP32:
                 raise Refuse("BPF_EXIT uses reserved fields", EINVAL)
-            if not env.cur.curframe:
-                calls.check_reference_leak(env)
+            # do_check's BPF_EXIT (verifier.c@6.1.192:12735-12760).  check_reference_leak
+            # returns at once in a non-callback subprog (7368); no callbacks here (MODEL).
             if env.cur.curframe:
                 calls.prepare_func_exit(env)
                 return "frame"
+            calls.check_reference_leak(env)
             check_return_code(env)
             return "exit"
         jmp.check_cond_jmp_op(env, code, ins.dst, ins.src, ins.off, ins.imm, print_insn_state)
         return None
-    if cls == 0:
+    if cls == BPF_LD:
         mode = code & 0xE0
         if mode in (0x20, 0x40):
             raise Refuse("BPF_LD_[ABS|IND] instructions not allowed for this program type", EINVAL)
@@ -236,7 +239,7 @@ def check_return_code(env: Env) -> None:
     """check_return_code for BPF_PROG_TYPE_XDP: R0 must be readable; 6.1 checks no range for
     XDP (the switch's default returns 0) and, for root, no pointer leak."""
     check_reg_arg(env, 0, SRC_OP)
-    if env.cur.cur.regs[0].type not in (0, 1) and not env.caps.allow_ptr_leaks:
+    if is_pointer_type(env.cur.cur.regs[0].type) and not env.caps.allow_ptr_leaks:
         raise Refuse("R0 leaks addr as return value", EACCES)
 
 

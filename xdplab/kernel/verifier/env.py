@@ -13,10 +13,11 @@ from typing import Mapping, NamedTuple
 
 from ..kfuncs import KfuncTable
 from ..maps import BpfMap
+# The errno values live in ..uapi (errno-base.h); re-exported for the verifier's modules.
+from ..uapi import E2BIG, EACCES, EFAULT, EINVAL, ENOTSUPP
 from .log import VerifierLog
 from .state import LoopKey, VerifierState
 
-EINVAL, EACCES, E2BIG, EFAULT, ENOTSUPP = 22, 13, 7, 14, 524
 BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000     # include/linux/bpf.h@6.1.192:1492
 BPF_COMPLEXITY_LIMIT_JMP_SEQ = 8192        # verifier.c@6.1.192:180
 BPF_MAX_VAR_OFF = 1 << 29                  # include/linux/bpf_verifier.h@6.1.192:16

@@ -1,9 +1,10 @@
 """Conditional jumps: branch prediction, bounds learnt on each side, packet ranges, NULL checks.
 
-kernel/bpf/verifier.c@6.1.192: find_good_pkt_pointers (9840), is_branch{32,64}_taken,
-is_branch_taken, flip_opcode, is_pkt_ptr_branch_taken (9940-9980), reg_set_min_max (9985),
-reg_combine_min_max, mark_ptr_or_null_reg(s), try_match_pkt_pointers (10210),
-find_equal_scalars, check_cond_jmp_op (10325), mark_pkt_end (6797).
+kernel/bpf/verifier.c@6.1.192: find_good_pkt_pointers (9655), is_branch{32,64}_taken (9734,
+9808), is_branch_taken (9887), flip_opcode (9915), is_pkt_ptr_branch_taken (9936),
+reg_set_min_max (9981), __reg_combine_min_max (10159), mark_ptr_or_null_reg(s) (10192, 10237),
+try_match_pkt_pointers (10257), find_equal_scalars (10362), check_cond_jmp_op (10377),
+mark_pkt_end (6797).
 """
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from .env import EACCES, EINVAL, MAX_PACKET_OFF, Env, Refuse
 from .mem import SRC_OP, check_reg_arg
 from .paths import push_stack
 from .precision import mark_chain_precision
-from .regstate import (NOT_INIT, PTR_MAYBE_NULL, PTR_TO_MAP_VALUE, PTR_TO_PACKET,
+from .regstate import (PTR_MAYBE_NULL, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_PACKET,
                        PTR_TO_PACKET_END, PTR_TO_PACKET_META, SCALAR_VALUE, Reg, base_type,
-                       type_is_pkt_pointer)
+                       is_pointer_type, type_is_pkt_pointer)
 from .state import VerifierState
 from .tnum import U32, U64, s32, s64
 
@@ -29,7 +30,8 @@ AT_PKT_END, BEYOND_PKT_END = -1, -2   # verifier.c@6.1.192:6793
 
 
 def _is_ptr(reg: Reg) -> bool:
-    return reg.type not in (NOT_INIT, SCALAR_VALUE)
+    """__is_pointer_value(false, reg) (verifier.c@6.1.192:3189)."""
+    return is_pointer_type(reg.type)
 
 
 def reg_is_pkt_pointer_any(reg: Reg) -> bool:
@@ -82,32 +84,19 @@ def _branch_taken_bounds(opcode: int, val: int, lo_u: int, hi_u: int, lo_s: int,
 
 
 def is_branch_taken(reg: Reg, val: int, opcode: int, is_jmp32: bool) -> int:
-    """1: always taken, 0: never, -1: unknown."""
+    """1: always taken, 0: never, -1: unknown.  is_branch_taken with is_branch{32,64}_taken
+    folded together: their JEQ/JNE/JSET cases differ only in the tnum and value width."""
     if _is_ptr(reg):
         # reg_type_not_null (verifier.c@6.1.192:376): only map values/keys here
-        if reg.type not in (PTR_TO_MAP_VALUE, 5):
+        if reg.type not in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY) or val != 0:
             return -1
-        if val != 0:
-            return -1
-        return {JEQ: 0, JNE: 1}.get(opcode, -1)
+        return 0 if opcode == JEQ else (1 if opcode == JNE else -1)
     if is_jmp32:
         v = tn.subreg(reg.var_off)
         val &= U32
-        if opcode in (JEQ, JNE):
-            if v.is_const():
-                eq = v.value == val
-                return int(eq) if opcode == JEQ else int(not eq)
-            return -1
-        if opcode == JSET:
-            if (~v.mask & v.value) & val:
-                return 1
-            if not ((v.mask | v.value) & val):
-                return 0
-            return -1
-        return _branch_taken_bounds(opcode, val, reg.u32_min, reg.u32_max, reg.s32_min,
-                                    reg.s32_max, s32(val))
-    val &= U64
-    v = reg.var_off
+    else:
+        v = reg.var_off
+        val &= U64
     if opcode in (JEQ, JNE):
         if v.is_const():
             eq = v.value == val
@@ -119,6 +108,9 @@ def is_branch_taken(reg: Reg, val: int, opcode: int, is_jmp32: bool) -> int:
         if not ((v.mask | v.value) & val):
             return 0
         return -1
+    if is_jmp32:
+        return _branch_taken_bounds(opcode, val, reg.u32_min, reg.u32_max, reg.s32_min,
+                                    reg.s32_max, s32(val))
     return _branch_taken_bounds(opcode, val, reg.umin, reg.umax, reg.smin, reg.smax, s64(val))
 
 

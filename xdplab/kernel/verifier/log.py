@@ -31,7 +31,6 @@ _ATOMIC_ALU = MappingProxyType({0x00: "add", 0x50: "and", 0x40: "or", 0xA0: "xor
 _LDST = MappingProxyType({0x00: "u32", 0x08: "u16", 0x10: "u8", 0x18: "u64"})
 _JMP = MappingProxyType({0x00: "jmp", 0x10: "==", 0x20: ">", 0xA0: "<", 0x30: ">=", 0xB0: "<=", 0x40: "&",
         0x50: "!=", 0x60: "s>", 0xC0: "s<", 0x70: "s>=", 0xD0: "s<=", 0x80: "call", 0x90: "exit"})
-_CLASS = ("ld", "ldx", "st", "stx", "alu", "jmp", "jmp32", "alu64")
 
 BPF_LOG_ALIGNMENT = 40       # include/linux/bpf_verifier.h@6.1.192:455
 BPF_LOG_MIN_ALIGNMENT = 8    # include/linux/bpf_verifier.h@6.1.192:454

@@ -100,26 +100,30 @@ def backtrack_insn(env: Env, idx: int, regs: set[int], stack: set[int]) -> bool:
     return False
 
 
+def _set_all_scalars_precise(st: VerifierState, precise: bool) -> None:
+    """The loop both kernel functions share: every scalar register and spilled scalar of
+    every frame of ``st`` (verifier.c@6.1.192:2803-2820, 2828-2845)."""
+    for f in st.frames:
+        for r in f.regs:
+            if r.type == SCALAR_VALUE:
+                r.precise = precise
+        for slot in f.stack:
+            if slot.is_spilled_reg() and slot.spilled.type == SCALAR_VALUE:
+                slot.spilled.precise = precise
+
+
 def mark_all_scalars_precise(st: VerifierState | None) -> None:
+    """mark_all_scalars_precise (verifier.c@6.1.192:2789), the "big hammer" when backtracking
+    gives up.  The kernel starts at ``st->parent``; this starts at ``st`` itself, which marks
+    more and so prunes less (MODEL: conservative)."""
     while st is not None:
-        for f in st.frames:
-            for r in f.regs:
-                if r.type == SCALAR_VALUE:
-                    r.precise = True
-            for slot in f.stack:
-                if slot.is_spilled_reg() and slot.spilled.type == SCALAR_VALUE:
-                    slot.spilled.precise = True
+        _set_all_scalars_precise(st, True)
         st = st.parent
 
 
 def mark_all_scalars_imprecise(st: VerifierState) -> None:
-    for f in st.frames:
-        for r in f.regs:
-            if r.type == SCALAR_VALUE:
-                r.precise = False
-        for slot in f.stack:
-            if slot.is_spilled_reg() and slot.spilled.type == SCALAR_VALUE:
-                slot.spilled.precise = False
+    """mark_all_scalars_imprecise (verifier.c@6.1.192:2823)."""
+    _set_all_scalars_precise(st, False)
 
 
 def mark_chain_precision(env: Env, regno: int = -1, spi: int = -1, *, skip_first: bool = True) -> None:

@@ -1,7 +1,8 @@
 """State pruning: is the current state covered by one already explored at this instruction?
 
-kernel/bpf/verifier.c@6.1.192: regsafe (11783), stacksafe (11916), func_states_equal,
-states_equal (12037), states_maybe_looping, is_state_visited (12210).
+kernel/bpf/verifier.c@6.1.192: range_within (11654), check_ids (11677), regsafe (11793),
+stacksafe (11916), refsafe (11983), func_states_equal (12017), states_equal (12037),
+states_maybe_looping (12191), is_state_visited (12210).
 
 MODEL: this verifier does not track liveness (REG_LIVE_READ): every register and stack slot of an
 explored state counts as read.  It prunes less often than the kernel (``insns_processed`` can
@@ -10,7 +11,7 @@ be higher), never more.  Precision marks come from :mod:`.precision`.
 from __future__ import annotations
 
 from . import tnum as tn
-from .env import Env, Refuse
+from .env import EINVAL, Env, Refuse
 from .precision import mark_all_scalars_imprecise, propagate_precision
 from .regstate import (NOT_INIT, PTR_MAYBE_NULL, PTR_TO_MAP_KEY,
                        PTR_TO_MAP_VALUE, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_STACK,
@@ -39,10 +40,12 @@ def _same_head(old: Reg, cur: Reg) -> bool:
 
 
 def regsafe(env: Env, old: Reg, cur: Reg, idmap: dict[int, int]) -> bool:
+    if old.type == NOT_INIT:       # tested before building the exact keys: the common cheap case
+        return True
     equal = old.exact_key() == cur.exact_key()
     if old.type == PTR_TO_STACK:
         return equal and old.frameno == cur.frameno
-    if equal or old.type == NOT_INIT:
+    if equal:
         return True
     if cur.type == NOT_INIT:
         return False
@@ -122,7 +125,7 @@ def _loop_key(st: VerifierState) -> LoopKey:
     return (st.curframe,) + tuple(r.exact_key() for r in st.cur.regs)
 
 
-# states_maybe_looping (verifier.c@6.1.192:12193) is a memcmp of the current frame's registers:
+# states_maybe_looping (verifier.c@6.1.192:12191) is a memcmp of the current frame's registers:
 # explored states are indexed by that key (their registers no longer change but for precision
 # marks, which the memcmp up to ``parent`` ignores too), so the check is a dictionary lookup.
 
@@ -144,7 +147,7 @@ def is_state_visited(env: Env, insn_idx: int) -> bool:
         cur_key = _loop_key(cur)
         for old in by_key.get(cur_key, ()):
             if old.branches and states_equal(env, old, cur):
-                raise Refuse(f"infinite loop detected at insn {insn_idx}", 22)
+                raise Refuse(f"infinite loop detected at insn {insn_idx}", EINVAL)
     done = env.done.get(insn_idx, ())
     for old in done:
         if states_equal(env, old, cur):

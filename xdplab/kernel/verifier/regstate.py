@@ -178,6 +178,7 @@ class Reg:
 
     # -- bounds (verifier.c@6.1.192:1434-1640) ---------------------------------------------
     def update_reg32_bounds(self) -> None:
+        """__update_reg32_bounds (verifier.c@6.1.192:1434): tighten the 32-bit ranges by var_off."""
         v = tn.subreg(self.var_off)
         self.s32_min = max(self.s32_min, s32(v.value | (v.mask & 0x80000000)))
         self.s32_max = min(self.s32_max, s32(v.value | (v.mask & 0x7FFFFFFF)))
@@ -185,6 +186,7 @@ class Reg:
         self.u32_max = min(self.u32_max, (v.value | v.mask) & U32)
 
     def update_reg64_bounds(self) -> None:
+        """__update_reg64_bounds (verifier.c@6.1.192:1449)."""
         v = self.var_off
         self.smin = max(self.smin, s64(v.value | (v.mask & (1 << 63))))
         self.smax = min(self.smax, s64(v.value | (v.mask & S64_MAX)))
@@ -192,12 +194,15 @@ class Reg:
         self.umax = min(self.umax, v.value | v.mask)
 
     def update_reg_bounds(self) -> None:
+        """__update_reg_bounds (verifier.c@6.1.192:1462)."""
         self.update_reg32_bounds()
         self.update_reg64_bounds()
 
     def deduce_bounds(self) -> None:
-        """__reg_deduce_bounds: share what the signed and unsigned views know."""
-        # __reg32_deduce_bounds; max_t(u32, ...) compares the (u32) casts.
+        """__reg_deduce_bounds (verifier.c@6.1.192:1537): share what the signed and unsigned
+        views know.  The two halves stay written out, as the kernel's two functions are: this runs
+        on every bounds sync."""
+        # __reg32_deduce_bounds (verifier.c@6.1.192:1469); max_t(u32, ...) compares the (u32) casts.
         if self.s32_min >= 0 or self.s32_max < 0:
             lo = max(self.s32_min & U32, self.u32_min)
             hi = min(self.s32_max & U32, self.u32_max)
@@ -211,7 +216,7 @@ class Reg:
             lo = max(self.s32_min & U32, self.u32_min)
             self.s32_min, self.u32_min = s32(lo), lo
             self.s32_max = s32(self.u32_max)
-        # __reg64_deduce_bounds
+        # __reg64_deduce_bounds (verifier.c@6.1.192:1503)
         if self.smin >= 0 or self.smax < 0:
             lo = max(self.smin & U64, self.umin)
             hi = min(self.smax & U64, self.umax)
@@ -227,20 +232,20 @@ class Reg:
             self.smax = s64(self.umax)
 
     def bound_offset(self) -> None:
-        """__reg_bound_offset: fold the unsigned ranges back into var_off."""
+        """__reg_bound_offset (verifier.c@6.1.192:1544): fold the unsigned ranges back into var_off."""
         v64 = tn.intersect(self.var_off, tn.trange(self.umin, self.umax))
         v32 = tn.intersect(tn.subreg(v64), tn.trange(self.u32_min, self.u32_max))
         self.var_off = tn.or_(tn.clear_subreg(v64), v32)
 
     def bounds_sync(self) -> None:
-        """reg_bounds_sync."""
+        """reg_bounds_sync (verifier.c@6.1.192:1556)."""
         self.update_reg_bounds()
         self.deduce_bounds()
         self.bound_offset()
         self.update_reg_bounds()
 
     def assign_32_into_64(self) -> None:
-        """__reg_assign_32_into_64."""
+        """__reg_assign_32_into_64 (verifier.c@6.1.192:1576)."""
         self.umin, self.umax = self.u32_min, self.u32_max
         if 0 <= self.s32_min <= S32_MAX and 0 <= self.s32_max <= S32_MAX:
             self.smin, self.smax = self.s32_min, self.s32_max
@@ -248,7 +253,7 @@ class Reg:
             self.smin, self.smax = 0, U32
 
     def combine_32_into_64(self) -> None:
-        """__reg_combine_32_into_64."""
+        """__reg_combine_32_into_64 (verifier.c@6.1.192:1595)."""
         if tn.clear_subreg(self.var_off).equals_const(0):
             self.assign_32_into_64()
         else:
@@ -256,7 +261,7 @@ class Reg:
         self.bounds_sync()
 
     def combine_64_into_32(self) -> None:
-        """__reg_combine_64_into_32."""
+        """__reg_combine_64_into_32 (verifier.c@6.1.192:1626)."""
         self.mark_reg32_unbounded()
         if S32_MIN <= self.smin <= S32_MAX and S32_MIN <= self.smax <= S32_MAX:
             self.s32_min, self.s32_max = self.smin, self.smax
@@ -265,7 +270,7 @@ class Reg:
         self.bounds_sync()
 
     def zext_32_to_64(self) -> None:
-        """zext_32_to_64: a 32-bit ALU result has its upper half zero."""
+        """zext_32_to_64 (verifier.c@6.1.192:4640): a 32-bit ALU result has its upper half zero."""
         self.var_off = tn.subreg(self.var_off)
         self.assign_32_into_64()
 

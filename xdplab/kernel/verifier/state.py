@@ -14,12 +14,12 @@ from typing import Iterator
 
 from .regstate import NOT_INIT, PTR_TO_STACK, ExactKey, Reg
 
-BPF_REG_SIZE = 8
-MAX_BPF_REG = 11
-MAX_CALL_FRAMES = 8            # include/linux/bpf_verifier.h@6.1.192
-MAX_BPF_STACK = 512            # include/linux/filter.h@6.1.192
+BPF_REG_SIZE = 8               # include/linux/bpf_verifier.h@6.1.192:197
+MAX_BPF_REG = 11               # include/uapi/linux/bpf.h@6.1.192:69 (__MAX_BPF_REG: R0-R10)
+MAX_CALL_FRAMES = 8            # include/linux/bpf_verifier.h@6.1.192:273
+MAX_BPF_STACK = 512            # include/linux/filter.h@6.1.192:87
 
-# enum bpf_stack_slot_type (bpf_verifier.h@6.1.192) and slot_type_char (verifier.c@6.1.192:540).
+# enum bpf_stack_slot_type (bpf_verifier.h@6.1.192:186) and slot_type_char (verifier.c@6.1.192:539).
 STACK_INVALID, STACK_SPILL, STACK_MISC, STACK_ZERO = 0, 1, 2, 3
 SLOT_CHAR = "?rm0"
 
