@@ -34,7 +34,6 @@ import argparse
 import datetime as _dt
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
