@@ -36,6 +36,7 @@ import fnmatch
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -64,7 +65,9 @@ TESTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("xdplab/kernel/xdp.py", ("test_delivery.py",)),
     ("xdplab/kernel/skb.py", ("test_delivery.py", "test_mutants_xdp.py")),
     ("xdplab/kernel/loader.py", ("test_loader.py",)),
-    ("xdplab/drivers/*.py", ("test_oracles.py", "test_drivers.py", "test_layouts.py")),
+    ("xdplab/kernel/driver.py", ("test_drivers.py", "test_batch.py", "test_oracles.py")),
+    ("xdplab/drivers/*.py", ("test_oracles.py", "test_drivers.py", "test_layouts.py", "test_fields.py",
+                             "test_mlx5.py", "test_batch.py", "test_mutants_drivers.py")),
     ("xdplab/clocks.py", ("test_clocks.py", "test_oracles.py")),
     ("xdplab/cost.py", ("test_cost.py",)),
 )
@@ -89,6 +92,27 @@ def modules_and_tests(root: Path, patterns: list[str] | None) -> list[tuple[str,
             files = [f"tests/{t}" for t in (*tests, *own) if (root / "tests" / t).exists()]
             out.append((rel, list(dict.fromkeys(files))))
     return out
+
+
+_FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)(?: - (\w[\w.]*))?", re.M)
+
+
+def kill_kind(output: str) -> tuple[str, str]:
+    """Which test killed a mutant, and how: ``assert`` (an assertion failed: a plain assert,
+    ``pytest.raises`` that did not raise, numpy/pandas ``assert_*``), ``crash`` (any other exception:
+    the test would have failed without its assertions), ``timeout``, or ``other`` (collection or
+    import error).  Read from pytest's short summary (``-rfE``, on by default)."""
+    if output.strip() == "timeout":
+        return "", "timeout"
+    m = _FAILED.search(output)
+    if not m:
+        return "", "other"
+    node, exc = m.group(1), (m.group(2) or "")
+    if m.group(0).startswith("ERROR"):
+        return node, "other"
+    if exc.split(".")[-1] in ("AssertionError", "Failed"):
+        return node, "assert"
+    return node, "crash"
 
 
 def _annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
@@ -317,9 +341,11 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         counts["killed"] += 1
                         rerun_found[key] = "killed"
+                        by, kind = kill_kind(res.output or "")
                         entry.setdefault("killed_mutants", []).append(
-                            f"{m.start_pos[0]}:{m.operator_name.split('/')[-1]}")
-                        if (res.output or "") == "timeout":
+                            f"{m.start_pos[0]}:{m.operator_name.split('/')[-1]} {kind} {by}")
+                        counts[f"kill_{kind}"] += 1
+                        if kind == "timeout":
                             counts["timeout"] += 1
                 scored = counts["killed"] + counts["survived"]
                 entry.update(counts, sampled=len(picked), seconds=round(time.monotonic() - t_mod, 1),
