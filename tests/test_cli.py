@@ -397,3 +397,28 @@ def test_run_reads_a_pcap_and_refuses_an_unreadable_one(tmp_path):
 def xdplab_lab():
     import xdplab as lib
     return lib.Lab("ice")
+
+
+def test_patch_tags_split_export_to_skb_around_the_drivers_unroll():
+    """06/14:359-361: xdp_metadata_export_to_skb emits its own 9 instructions, the device's
+    rx_timestamp unroll (ice: 10/14), then 2 more.  Each xlated instruction is tagged with the
+    patch that emits it, on both listings."""
+    from xdplab.bpf import assemble
+    from xdplab.cli import patch_tags
+    from xdplab.drivers import REGISTRY
+    from xdplab.kernel.kernel import Kernel
+    from xdplab.kernel.kfuncs import RFC_V2
+    from xdplab.kernel.uapi import BPF_F_XDP_HAS_METADATA
+
+    k = Kernel(seed=0)
+    dev = k.netns.add("eth0", REGISTRY["ice"]())
+    export = RFC_V2.by_name("bpf_xdp_metadata_export_to_skb").btf_id
+    for variant in ("fixed", "rfc-v2-posted"):
+        loaded = k.prog_load(assemble(f"call kfunc({export})\nr0 = 2\nexit"), variant=variant,
+                             prog_flags=BPF_F_XDP_HAS_METADATA, prog_ifindex=dev.ifindex)
+        tags = patch_tags(loaded)
+        routine = [t for t in tags if t]       # the program's own `r0 = 2; exit` carry no tag
+        patches = [t.split(":")[0] for t in routine]
+        assert patches[:9] == ["06/14"] * 9 and patches[-2:] == ["06/14"] * 2, (variant, tags)
+        assert set(patches[9:-2]) == {"10/14"} and len(patches) > 11, (variant, tags)
+        assert routine[0] == "06/14:325" and routine[-1] == "06/14:368"

@@ -88,3 +88,29 @@ def test_a_helper_may_write_from_the_first_stored_byte_but_not_below():
     assert int(region.data[0, 0]) == 0xAA
     assert res.errors[1] is not None and "outside any writable region" in res.errors[1]
     assert int(region.data[1, 0]) == 0x20                 # lane 1's row is unchanged
+
+
+def test_lanes_that_leave_the_program_stop_and_the_others_finish():
+    """An unverified program (the lane machine runs what it is given: the kernel ran unrolled
+    code it never re-verified).  JGT is unsigned: lanes 9 and 6 jump +1 from slot 0 to slot 2,
+    the second half of the ld_imm64 at slot 1 (check_cfg's "jump into the middle of ldimm64",
+    kernel/bpf/verifier.c@6.1.192); they stop after that one instruction.  Lanes 3 and 5 run
+    jgt, ld_imm64 (one instruction, two slots) and exit: r0 = 7, 3 instructions."""
+    res = _run("if r1 > 5 goto +1\nr0 = 7 ll\nexit", [3, 9, 5, 6])
+    mid = "insn 0: jump into the middle of ld_imm64 at insn 1"
+    assert list(res.errors) == [None, mid, None, mid]
+    assert res.r0.tolist() == [7, 0, 7, 0]
+    assert res.insns.tolist() == [3, 1, 3, 1]
+    # lanes 9 and 6 now jump +2, to slot 3: one past the last (3 slots)
+    res = _run("if r1 > 5 goto +2\nr0 = 1\nexit", [3, 9, 5, 6])
+    out = "insn 0: control leaves the program: jump to insn 3 of 3"
+    assert list(res.errors) == [None, out, None, out]
+    assert res.r0.tolist() == [1, 0, 1, 0] and res.insns.tolist() == [3, 1, 3, 1]
+
+
+def test_every_lane_leaving_together_ends_the_run():
+    """All lanes in step (the uniform mode) jump past the end at once: each gets the error of
+    the jump at slot 1 after 2 instructions, and the run ends."""
+    res = _run("r0 = 1\ngoto +1\nexit", [3, 9, 5])
+    assert list(res.errors) == ["insn 1: control leaves the program: jump to insn 3 of 3"] * 3
+    assert res.insns.tolist() == [2, 2, 2]

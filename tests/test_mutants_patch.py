@@ -45,3 +45,15 @@ def test_cmpxchg_writes_r0_not_its_source(size):
     msgs = _writes(insn, {2, 3, 4, 5, 7})
     assert len(msgs) == 1 and "writes r0" in msgs[0], msgs
     assert _writes(insn, {0, 2, 3, 4, 5}) == []          # r7 is only read
+
+
+@pytest.mark.parametrize("jop", [op.BPF_JEQ, op.BPF_JGT, op.BPF_JSET])
+def test_a_bpf_k_jumps_src_field_is_not_a_register_read(jop):
+    """A BPF_K jump compares dst with imm; its src field is unused (reserved), so a stray 10
+    there is not a use of r10.  The same jump as BPF_X (dst vs src) does read r10 and breaks
+    the contract (unrolled code may not touch the program's stack)."""
+    k = B.Insn(op.BPF_JMP | jop | op.BPF_K, 0, 10, 0, 5)
+    x = B.Insn(op.BPF_JMP | jop | op.BPF_X, 0, 10, 0, 0)
+    assert check_patch([k, B.BPF_MOV64_IMM(0, 1)], allowed=frozenset({0})) == []
+    assert [(v.index, v.message) for v in check_patch([x, B.BPF_MOV64_IMM(0, 1)], allowed=frozenset({0}))] == \
+        [(0, "uses r10: unrolled code may not touch the program's stack")]

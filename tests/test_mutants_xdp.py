@@ -86,3 +86,22 @@ def test_the_import_needs_exactly_one_xdp_to_skb_metadata():
     got = imported_hwtstamp(np.array([size, size + 4, size - 4, size]),
                             np.array([magic, magic, magic, magic + 2]), np.array([7, 8, 9, 10]), boot)
     assert got.tolist() == [7, 0, 0, 0]
+
+
+@pytest.mark.parametrize("metalen,expect", [(1, -13), (2, -13), (3, -13), (4, 0), (5, -13), (6, -13),
+                                            (8, 0), (30, -13), (32, 0), (36, -13)])
+def test_adjust_meta_length_must_be_a_multiple_of_4_and_at_most_32(metalen, expect):
+    """xdp_metalen_invalid (include/net/xdp.h@6.1.192:401-404): ``metalen & (sizeof(__u32) - 1)``
+    or ``metalen > 32`` -> -EACCES (13, errno-base.h), checked after the range
+    (net/core/filter.c@6.1.192:4220-4236).  data 256 bytes above data_hard_start, so the
+    new data_meta stays above hard_start + sizeof(struct xdp_frame) (40) for every length here."""
+    import numpy as np
+
+    from xdplab.kernel.xdp import adjust_meta_result
+    hard, data = 0x1000, 0x1100
+    ret, meta = adjust_meta_result(data, data, hard, -metalen, 32)
+    assert int(ret) == expect and meta == data - metalen
+    # the same rule on arrays (the lane engine's entry)
+    rets, metas = adjust_meta_result(np.array([data] * 2), np.array([data] * 2), np.array([hard] * 2),
+                                     np.array([-metalen, -4]), 32)
+    assert rets.tolist() == [expect, 0] and metas.tolist() == [data - metalen, data - 4]

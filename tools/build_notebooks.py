@@ -383,8 +383,9 @@ PATCH v2 dropped unrolling altogether ([07-timeline](07-timeline.ipynb))."""),
     ("md", """## 7. ice as posted: four defects, each alone
 
 kernel-facts lists four defects of the posted ice unroll (a reading of the code): inverted guards, 32-bit
-final arithmetic, 8-byte loads past the descriptor, unresolved `S16_MAX` jumps. **Predict** which one
-alone makes every packet fault. Then run (2,000 random descriptors per row; change `n`)."""),
+final arithmetic, 8-byte loads past the descriptor, unresolved `S16_MAX` jumps. **Predict** what each
+does alone (right, silently wrong, or a fault?) and what they do together. Then run (400 random valid
+descriptors per row; change `n`)."""),
     ("code", """from xdplab.drivers import ice
 from xdplab.bpf import BpfExecuteError, run_in
 import random
@@ -413,9 +414,13 @@ table""", "ice-defects"),
          for d in table.index if d != "fixed"}
 for d, k in kinds.items():
     print(f"{d:16s} {k}")""", "ice-defect-kinds"),
-    ("md", answer("""Read the classification above. A defect that *faults* is noticed at once (the packet aborts, a
-tracepoint fires); one that is *silently wrong* delivers a plausible timestamp that is off -- the worse
-kind. Reviewers found the faulting one by crashing a machine (Larysa, [07](07-timeline.ipynb)).""")),
+    ("md", answer("""Read the classification above, then the mechanisms (kernel-facts §6.2): inverted guards
+return 0 for every *valid* packet; 32-bit final ALU ops keep only the low 32 bits of the time; the wide
+loads keep their low 32 bits and stay inside the ring, which `ice_setup_rx_ring` rounds up to a page;
+the unresolved `S16_MAX` jumps are taken only by packets that fail a guard. Together, the inverted guards
+send valid packets down those jumps. A *silently wrong* defect delivers a plausible value that is off
+(the worse kind); a *fault* is noticed at once. Reviewers found the posted code's by crashing a machine
+(Larysa, [07](07-timeline.ipynb)).""")),
     ("md", """## 8. From C to BPF to xlated
 
 Reviewers bring C. `data/programs/xdp_metadata_afxdp.c` plays the RFC selftest's program; clang-14 compiled it

@@ -421,6 +421,14 @@ def _emit_of(routine: Mapping[str, Any], i: int, n: int) -> tuple[str, bool] | N
     return None
 
 
+def _wrapped_span(routine: Mapping[str, Any]) -> tuple[int, int]:
+    """How many of a routine's instructions come before (numbered ``i``) and after (``n-k``)
+    any inner routine it wraps, from its provenance ``emits``."""
+    keys = [e.get("i") for e in routine.get("emits", ()) or ()]
+    return (sum(isinstance(k, int) for k in keys),
+            sum(isinstance(k, str) and k.startswith("n-") for k in keys))
+
+
 def patch_tags(loaded: Any) -> tuple[str, ...]:
     """For each xlated instruction, the RFC patch line that emits it (``10/14:89``; a
     trailing ``*`` where xdplab's posted listing departs from the patch), from the
@@ -448,9 +456,12 @@ def patch_tags(loaded: Any) -> tuple[str, ...]:
         routine = routines.get(entry) if isinstance(entry, str) else None
         if routine is None:
             return ""
-        if routine.get("id") == "xdp_metadata_export_to_skb" and 9 <= i < n - 2:
+        head, tail = _wrapped_span(routine)
+        if routine.get("id") == "xdp_metadata_export_to_skb" and head <= i < n - tail:
+            # 06/14:359-361: the device's rx_timestamp unroll sits between the routine's own
+            # instructions (head before it, tail after it: counted from its `emits`).
             inner = routines.get(find(pass_name, "bpf_xdp_metadata_rx_timestamp"))
-            hit = _emit_of(inner, i - 9, n - 11) if inner else None
+            hit = _emit_of(inner, i - head, n - head - tail) if inner else None
         else:
             hit = _emit_of(routine, i, n)
         if hit is None:

@@ -263,7 +263,7 @@ class Lab:
         driver = self.device.driver
         return RunPlan(
             loaded=loaded, driver=driver, ifindex=self.device.ifindex, dev_name=self.device.name,
-            rx=RxSettings(self.variant, tuple(tuple(s) for s in stalls), tuple(clock_events), ppb, self.seed),
+            rx=RxSettings(self.variant, tuple(tuple(s) for s in stalls), tuple(clock_events), ppb),
             meta_valid=driver.meta_valid or assume_meta_support, path=path,
             frame=udp_frame(port), hints=hints,
             meta_size=meta_size, ts_offset=ts_offset, design=self.design, fields=self.fields,

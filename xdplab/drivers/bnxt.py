@@ -190,10 +190,12 @@ def _v1_rx_timestamp_lanes(st: LaneState, lanes: np.ndarray, args: list[np.ndarr
     return st.helper_read(lanes, args[0] + U64(BNXT_XDP_BUFF.offsetof("r0")), 8)[0]
 
 
-# Per call (MODEL op counts): wrapper loads, the completion word, bp->ptp_cfg, old_time and
-# the timecounter fields under spin_lock_bh, the extension and cyc2time (mult 1: no multiply).
-COST_HELPER = OpCost(insns={"ldx": 10, "alu64": 12, "jmp": 6, "stx": 1},
-                     touches={"wrapper": 3, "descriptor": 1, "clock": 7}, spin_lock_bh=1)
+# Per call (MODEL op counts): wrapper loads (rxcmp1, bp: 14/14:61-62), the completion word
+# (:61), bp->ptp_cfg and old_time (bnxt_get_rx_ts_p5, bnxt_ptp.c@6.1.192:729-743) and the six
+# timecounter fields under spin_lock_bh (:69-70), the extension and cyc2time (mult 1: no
+# multiply): 11 loads, 8 of them in struct bnxt / bnxt_ptp_cfg ("clock"), plus the r0 store.
+COST_HELPER = OpCost(insns={"ldx": 11, "alu64": 12, "jmp": 6, "stx": 1},
+                     touches={"wrapper": 3, "descriptor": 1, "clock": 8}, spin_lock_bh=1)
 
 
 def bnxt_xdp_rx_timestamp_lanes(st: LaneState, lanes: np.ndarray, args: list[np.ndarray]) -> np.ndarray:
@@ -258,11 +260,11 @@ class Bnxt(Driver):
                                  ("bnxt", "ptp_cfg"): BNXT_PTP})
 
     def clock(self, settings: RxSettings) -> "BnxtClock":
-        b = BnxtClock.default(ppb=settings.ppb, seed=settings.seed)
+        b = BnxtClock.default(ppb=settings.ppb)
         aux = b.aux
         for lo, hi in settings.stalls:
             aux = aux.with_stall(lo, hi)
-        return BnxtClock(Phc(b.phc.offset_ns, settings.ppb, 0.0, settings.seed, tuple(settings.clock_events)), aux)
+        return BnxtClock(Phc(b.phc.offset_ns, settings.ppb, events=tuple(settings.clock_events)), aux)
 
     def rx_path(self, mem: KernelMemory, settings: RxSettings) -> "BnxtRx":
         return BnxtRx(mem, self.clock(settings), settings.variant, copy_tail=self.ctx_tail(settings.variant))
@@ -438,7 +440,9 @@ class BnxtLaneRx:
 #   bnxt.h@6.1.192:169-170; ICMP 7, [D73] bnxt.h 237).
 # MODEL: 7.x's wrapper holds rxcmp and rxcmp1; ours (RFC v2 13/14) only rxcmp1, so the routine
 # finds the rx_cmp half 16 bytes before it (the two halves of an L2 completion are consecutive
-# ring entries; a ring-page wrap between them is not modelled).  Frames that carry a timestamp
+# ring entries; a ring-page wrap between them is not modelled).  So a NULL rxcmp1 also means no
+# rx_cmp: the routine returns -ENODATA (the kernel's `!rxcmp` rule), and the kernel's "no rxcmp1
+# -> XDP_RSS_TYPE_L2" branch is kept only in :func:`bnxt_rss_type` (``has_rxcmp1`` = 0).  Frames that carry a timestamp
 # have itype PTP_W_TS, so their hash type is L3 only: what the op reports for them.
 RX_CMP_FLAGS_RSS_VALID = 1 << 10
 RX_CMP_FLAGS_ITYPE_TCP = 2 << 12
@@ -490,7 +494,9 @@ def _rx_hash_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Arra
     return call_scalar_rest(st, lanes, args, done, np.where(valid, U64(0), ENODATA_U64))
 
 
-COST_HASH = OpCost(insns={"ldx": 5, "alu64": 8, "jmp": 5, "stx": 2}, touches={"wrapper": 1, "descriptor": 3, "stack": 2})
+# Loads: rxcmp1 (our wrapper's only completion pointer, MODEL above), rx_cmp's len_flags_type
+# and rss_hash, rx_cmp_ext's flags2.
+COST_HASH = OpCost(insns={"ldx": 4, "alu64": 8, "jmp": 5, "stx": 2}, touches={"wrapper": 1, "descriptor": 3, "stack": 2})
 
 
 def bnxt_cmp_meta(flow: Any) -> tuple[int, int, int]:
@@ -547,12 +553,14 @@ class BnxtFields(Bnxt):
         n = queue.n
         valid, h, f2 = bnxt_cmp_meta(flow)
         rows = np.zeros((n, 32), np.uint8)
-        itype = np.where(rxcmp1 != 0, U64(RX_CMP_FLAGS_ITYPE_PTP_W_TS), U64(0))
+        # a lane whose rxcmp1 points at its completion; not one that is NULL (no PTP_W_TS) or,
+        # posted, the stack bytes after bnxt_rx_xdp's by-value copy (Bnxt.copy_tail)
+        real = rxcmp1 == U64(ext.base)
+        itype = np.where(real, U64(RX_CMP_FLAGS_ITYPE_PTP_W_TS), U64(0))
         put_field(rows[:, :16], RX_CMP, "len_flags_type",
                   (U64(queue.frame_len) << U64(16)) | itype | U64(RX_CMP_TYPE_RX_L2 | valid))
         put_field(rows[:, :16], RX_CMP, "rss_hash", h)
         rows[:, 16:] = ext.data[:n]
         put_field(rows[:, 16:], RX_CMP_EXT, "flags2", get_field(rows[:, 16:], RX_CMP_EXT, "flags2") | U64(f2))
         whole = queue.driver_region("bnxt L2 completion", "descriptor", 32, rows)
-        put_field(queue.wrapper.data, BNXT_XDP_BUFF, "rxcmp1",
-                  np.where(rxcmp1 != 0, U64(whole.base + 16), U64(0)))
+        put_field(queue.wrapper.data, BNXT_XDP_BUFF, "rxcmp1", np.where(real, U64(whole.base + 16), rxcmp1))

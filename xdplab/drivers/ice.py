@@ -48,6 +48,7 @@ from ..clocks import Phc, Refresher, u64_rule
 from ..kernel import errno_ret
 from ..kernel.driver import Driver, RxSettings, UnrollContext, call_scalar_rest, wrapper_layout
 from ..kernel.kfuncs import KfuncSpec
+from ..kernel.maps import PAGE_SIZE
 from ..kernel.structs import KernelMemory, StructLayout, get_field, layout, put_field
 from ..kernel.symbols import KernelFunction, OpCost
 from ..kernel.uapi import ENODATA
@@ -163,11 +164,11 @@ class Ice(Driver):
                                  ("ice_xdp_buff", "rx_desc"): ICE_RX_FLEX_DESC})
 
     def clock(self, settings: RxSettings) -> "IceClock":
-        c = IceClock.default(ppb=settings.ppb, seed=settings.seed)
+        c = IceClock.default(ppb=settings.ppb)
         refresher = c.refresher
         for a, b in settings.stalls:
             refresher = refresher.with_stall(a, b)
-        return IceClock(Phc(c.phc.offset_ns, settings.ppb, 0.0, settings.seed, tuple(settings.clock_events)),
+        return IceClock(Phc(c.phc.offset_ns, settings.ppb, events=tuple(settings.clock_events)),
                         refresher)
 
     def rx_path(self, mem: KernelMemory, settings: RxSettings) -> "IceRx":
@@ -273,13 +274,30 @@ def unroll_listing(defects: tuple[str, ...] = ()) -> tuple[Insn, ...]:
     return p.insns()
 
 
+def rx_ring_alloc_size(count: int) -> int:
+    """Bytes of the Rx descriptor ring's DMA allocation: ``count`` 32-byte descriptors rounded up
+    to a page (ice_setup_rx_ring, ice_txrx.c@6.1.192:496-499).  The rounding is why the posted
+    unroll's 8-byte load at +28 of the last descriptor (4 bytes past it) stays inside the
+    allocation for a 64-entry ring; with the default 2048 entries (ICE_DFLT_NUM_RX_DESC,
+    ice.h@6.1.192:83) the ring is exactly 16 pages and that load leaves it (the kernel then reads
+    whatever memory follows; xdplab, which maps only allocations, faults: MODEL)."""
+    return -(-count * DESC_SIZE // PAGE_SIZE) * PAGE_SIZE
+
+
+# What the lane engine stores after each lane's descriptor: the next ring entry or the page
+# slack (:func:`rx_ring_alloc_size`), 8 bytes of it, zero (MODEL: the only reader past the
+# descriptor is the posted unroll's 8-byte load at +28, which keeps the low 32 bits).
+LANE_DESC_TAIL = 8
+
+
 class IceRxHw:
     """An ice Rx queue in simulated memory: the descriptor ring, the ``ice_rx_ring`` with its
     ``cached_phctime``, and the per-packet ``ice_xdp_buff`` that ice_clean_rx_irq fills."""
 
     def __init__(self, mem: KernelMemory, ring_size: int = 64) -> None:
         self.mem, self.ring_size = mem, ring_size
-        self.ring = mem.alloc("ice descriptor ring", DESC_SIZE * ring_size, kind="descriptor")
+        self.ring = mem.alloc("ice descriptor ring", rx_ring_alloc_size(ring_size), kind="descriptor",
+                              align=PAGE_SIZE)
         self.rx_ring = mem.new(ICE_RX_RING, "ice_rx_ring", kind="ring")
         self.wrapper = mem.new(ICE_XDP_BUFF, "ice_xdp_buff", kind="wrapper")
 
@@ -386,7 +404,8 @@ class IceLaneRx:
         r = q.driver_region("ice_rx_ring", "ring", ICE_RX_RING.size, ring, row=row.reshape(-1).astype(np.int64),
                             writable=False)
         desc = encode_descriptors(q.frame_len, hw)
-        d = q.driver_region("ice descriptor", "descriptor", DESC_SIZE, desc)
+        tail = np.zeros((len(desc), LANE_DESC_TAIL), np.uint8)
+        d = q.driver_region("ice descriptor", "descriptor", DESC_SIZE + LANE_DESC_TAIL, np.hstack([desc, tail]))
         put_field(q.wrapper.data, ICE_XDP_BUFF, "rx_ring", r.base)
         put_field(q.wrapper.data, ICE_XDP_BUFF, "rx_desc", d.base)
         ref = rx_hwtstamp(cached_u[row.reshape(-1)], get_field(desc, ICE_RX_FLEX_DESC, "time_stamp_low"),
@@ -595,8 +614,9 @@ def _v1_rx_timestamp_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) ->
     return call_scalar_rest(st, lanes, args, done, ts)
 
 
-# MODEL op counts from reading the routines.
-COST_HASH = OpCost(insns={"ldx": 4, "alu64": 6, "jmp": 3, "stx": 2}, touches={"wrapper": 1, "descriptor": 2, "stack": 2})
+# MODEL op counts from reading the routines.  rx_hash loads three descriptor fields: rxdid,
+# rss_hash (ice_txrx_lib.c@6.1.192:82-86) and ptype_flex_flags0 for the type.
+COST_HASH = OpCost(insns={"ldx": 4, "alu64": 6, "jmp": 3, "stx": 2}, touches={"wrapper": 1, "descriptor": 3, "stack": 2})
 COST_VLAN = OpCost(insns={"ldx": 5, "alu64": 4, "jmp": 4, "stx": 2},
                    touches={"wrapper": 2, "ring": 1, "descriptor": 2, "stack": 2})
 

@@ -302,9 +302,12 @@ def _rx_vlan_tag_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64
 
 # Work per call (MODEL op counts from reading the routines; Toke's v3 numbers,
 # replies/03: three kfunc calls ~2.86 ns on mlx5, are the anchor the lead checks them on).
-COST_TS_RT = OpCost(insns={"ldx": 5, "alu64": 6, "jmp": 3, "stx": 1}, touches={"wrapper": 2, "ring": 2, "descriptor": 2,
+# Loads: rq and cqe from the wrapper, the rq's members, the CQE's timestamp_h and timestamp_l
+# (two loads: get_cqe_ts, include/linux/mlx5/device.h@6.1.192:910-917), free-running: the
+# clock's sequence (once; the section is seqlock_reads) and six timecounter fields.
+COST_TS_RT = OpCost(insns={"ldx": 6, "alu64": 6, "jmp": 3, "stx": 1}, touches={"wrapper": 2, "ring": 2, "descriptor": 2,
                                                                               "stack": 1}, muls=1)
-COST_TS_FR = OpCost(insns={"ldx": 13, "alu64": 12, "jmp": 5, "stx": 1},
+COST_TS_FR = OpCost(insns={"ldx": 14, "alu64": 12, "jmp": 5, "stx": 1},
                     touches={"wrapper": 2, "ring": 3, "descriptor": 2, "clock": 7, "stack": 1}, muls=1, seqlock_reads=1)
 COST_HASH = OpCost(insns={"ldx": 5, "alu64": 6, "jmp": 2, "stx": 2},
                    touches={"wrapper": 2, "ring": 1, "descriptor": 2, "stack": 2})
@@ -399,8 +402,8 @@ class Mlx5(Driver):
                                  ("mlx5e_rq (model)", "clock"): MLX5_CLOCK})
 
     def clock(self, settings: RxSettings) -> Mlx5Clock:
-        base = Mlx5Clock(self.real_time, Phc(1_700_000_000_000_000_000, settings.ppb, 0.0, settings.seed,
-                                             tuple(settings.clock_events)), ppb=settings.ppb)
+        base = Mlx5Clock(self.real_time, Phc(1_700_000_000_000_000_000, settings.ppb,
+                                             events=tuple(settings.clock_events)), ppb=settings.ppb)
         overflow = base.refresher()
         for a, b in settings.stalls:
             overflow = overflow.with_stall(a, b)

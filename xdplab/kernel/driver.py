@@ -48,15 +48,14 @@ class UnrollContext:
 
 @dataclass(frozen=True)
 class RxSettings:
-    """How a receive path is set up for a run: the variant, the fault injection of the
-    driver's clock (stalls of its refresh task, PHC steps / frequency changes, drift) and the
-    seed of its jitter."""
+    """How a receive path is set up for a run: the variant and the fault injection of the
+    driver's clock (stalls of its refresh task, PHC steps / frequency changes, drift).  The
+    receive paths' clocks have no read jitter (the arrivals' jitter is the trace's)."""
 
     variant: str = "fixed"
     stalls: tuple[tuple[int, int], ...] = ()
     clock_events: tuple[Any, ...] = ()
     ppb: float = 0.0
-    seed: int = 0
 
 
 class RxPath(Protocol):

@@ -52,8 +52,14 @@ XDP_HELPER_IDS = frozenset({BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem, 
                             BPF_FUNC_redirect_map, BPF_FUNC_xdp_adjust_meta})
 
 
+def known_helper(imm: int) -> bool:
+    """Whether ``imm`` is a helper id of 6.1 (0 < imm < __BPF_FUNC_MAX_ID)."""
+    return 0 < imm < len(HELPER_NAMES_6_1)
+
+
 def helper_name(imm: int) -> str:
-    return f"bpf_{HELPER_NAMES_6_1[imm]}" if 0 < imm < len(HELPER_NAMES_6_1) else f"unknown#{imm}"
+    """``bpf_<name>`` as kernel/bpf/disasm.c's func_id_str names it, ``unknown#N`` past the table."""
+    return f"bpf_{HELPER_NAMES_6_1[imm]}" if known_helper(imm) else f"unknown#{imm}"
 
 
 def helper_call_problem(imm: int) -> str | None:
@@ -61,7 +67,7 @@ def helper_call_problem(imm: int) -> str | None:
     check_helper_call (kernel/bpf/verifier.c@6.1.192): an id past __BPF_FUNC_MAX_ID is
     "invalid func unknown#N"; an id the program type has no proto for is "unknown func
     bpf_name#N" (here also: a real helper that is not simulated)."""
-    if not 0 < imm < len(HELPER_NAMES_6_1):
+    if not known_helper(imm):
         return f"invalid func unknown#{imm}"
     if imm not in XDP_HELPER_IDS:
         return (f"unknown func {helper_name(imm)}#{imm} (a 6.1 helper that xdplab does not simulate "
@@ -438,7 +444,7 @@ def _raw(ctx: CallContext, addr: int, size: int) -> bytes | None:
     return None if r is None else bytes(r.data[addr - r.base: addr - r.base + size])
 
 
-__all__ = ["XdpHelpers", "TailCall", "bprintf", "helper_call_problem", "helper_name", "HELPER_NAMES_6_1",
+__all__ = ["XdpHelpers", "TailCall", "bprintf", "helper_call_problem", "helper_name", "known_helper", "HELPER_NAMES_6_1",
            "XDP_HELPER_IDS", "MAX_TAIL_CALL_CNT"]
 
 

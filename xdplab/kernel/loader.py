@@ -42,13 +42,13 @@ from .boot import Boot
 from .driver import UnrollContext
 from .ctx_rewrite import check_ctx_access, convert_ctx_access, ctx_accesses
 from .kfuncs import TABLES, KfuncSpec, KfuncTable
-from .helpers import helper_call_problem
+from .helpers import helper_call_problem, helper_name, known_helper
 from .maps import BpfMap, direct_value_addr
 from .netdev import NetDevice, Netns
 from .provenance import InsnDiff, Origin, bpftool_style, build_diff
 from .symbols import KernelFunction, KernelSymbols, OpCost
 from .uapi import (BPF_F_XDP_HAS_METADATA, BPF_PROG_TYPE_XDP, BPF_XDP, EINVAL, EOPNOTSUPP,
-                   HELPER_NAMES, PROG_LOAD_FLAGS)
+                   PROG_LOAD_FLAGS)
 from .unroll_helpers import xdp_metadata_export_to_skb
 from .verifier import VerifierResult
 from .verifier import verify as verify_program
@@ -114,8 +114,8 @@ class LoadedProgram:
             spec = self.kfuncs.by_id(insn.imm)
             if spec:
                 return f"call {spec.name}"
-        if insn.opcode == op.BPF_JMP | op.BPF_CALL and insn.src == op.BPF_HELPER_CALL and insn.imm in HELPER_NAMES:
-            return f"call {HELPER_NAMES[insn.imm]}"
+        if insn.opcode == op.BPF_JMP | op.BPF_CALL and insn.src == op.BPF_HELPER_CALL and known_helper(insn.imm):
+            return f"call {helper_name(insn.imm)}"
         return format_insn(insn)
 
     def format_xlated(self, slot: int, insn: Insn) -> str:
@@ -124,8 +124,8 @@ class LoadedProgram:
         if insn.opcode == op.BPF_JMP | op.BPF_CALL:
             if insn.src == op.BPF_PSEUDO_KFUNC_CALL or insn.src == op.BPF_HELPER_CALL:
                 name = self.call_targets.get(insn.imm)
-                if name is None and insn.src == op.BPF_HELPER_CALL:
-                    name = HELPER_NAMES.get(insn.imm)
+                if name is None and insn.src == op.BPF_HELPER_CALL and known_helper(insn.imm):
+                    name = helper_name(insn.imm)
                 if name is None and insn.src == op.BPF_PSEUDO_KFUNC_CALL:
                     spec = self.kfuncs.by_id(insn.imm)
                     name = spec.name if spec else None

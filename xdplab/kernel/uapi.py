@@ -39,8 +39,6 @@ BPF_FUNC_ktime_get_ns = 5
 BPF_FUNC_xdp_adjust_head = 44
 BPF_FUNC_redirect_map = 51
 BPF_FUNC_xdp_adjust_meta = 54
-HELPER_NAMES = MappingProxyType({1: "bpf_map_lookup_elem", 2: "bpf_map_update_elem", 5: "bpf_ktime_get_ns",
-                44: "bpf_xdp_adjust_head", 51: "bpf_redirect_map", 54: "bpf_xdp_adjust_meta"})
 
 # errno values (include/uapi/asm-generic/errno-base.h, errno.h; ENOTSUPP is kernel-internal,
 # include/linux/errno.h).
