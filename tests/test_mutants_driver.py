@@ -47,3 +47,12 @@ def test_merged_ops_follow_the_release_and_by_value_kfuncs_do_not(name, release)
         assert has == (spec.field in since and release >= since[spec.field]), (spec.name, since)
     by_value = PATCH_V3.by_name("bpf_xdp_metadata_rx_timestamp")
     assert (drv.kfunc_routine(by_value) is not None) == drv.supports_rx_timestamp
+
+
+def test_a_wrapper_field_inside_the_xdp_buff_is_refused():
+    """A driver wrapper is ``struct xdp_buff xdp`` first (RFC v2 03/09/11/13: container_of on
+    the xdp_buff), so its own fields start at sizeof(struct xdp_buff) = 56 (include/net/xdp.h)."""
+    from xdplab.kernel.driver import wrapper_layout
+    with pytest.raises(ValueError, match=r"w\.skb at 48 overlaps the xdp_buff at 0\.\.56"):
+        wrapper_layout("w", 64, "test", skb=(48, 8))
+    assert wrapper_layout("w", 64, "test", skb=(56, 8)).offsetof("skb") == 56

@@ -41,6 +41,11 @@ from .plan import COLUMNS, RunPlan
 from .reasons import why
 from .traffic import Traffic
 
+# df.attrs key: how many calls the lane engine ran through a routine's scalar form (a routine
+# without a lane form, or the lanes its lane form handed back: a NULL or unmapped pointer, a held
+# lock, an odd seqlock sequence).  Zero when every lane ran vectorised.
+SCALAR_CALLS = "lane_scalar_calls"
+
 U64 = np.uint64
 M32 = np.uint64(0xFFFFFFFF)
 FRAME_BASE = 0xFFFF_8880_4000_0000   # MODEL addresses, as in xdplab.kernel.structs
@@ -172,8 +177,9 @@ def run_batch(plan: RunPlan, lo: int, hi: int) -> pd.DataFrame:
             cats = sorted({c for p in parts for c in p[col].cat.categories})
             for p in parts:
                 p[col] = p[col].cat.set_categories(cats)
-    df = pd.concat(parts, ignore_index=True)
-    return df.sort_values("packet", kind="stable").reset_index(drop=True)
+    df = pd.concat(parts, ignore_index=True).sort_values("packet", kind="stable").reset_index(drop=True)
+    df.attrs[SCALAR_CALLS] = sum(p.attrs[SCALAR_CALLS] for p in parts)
+    return df
 
 
 def _run_flow(plan: RunPlan, packets: np.ndarray, t: np.ndarray, flow_index: int, traffic: Traffic,
@@ -238,6 +244,7 @@ def _run_flow(plan: RunPlan, packets: np.ndarray, t: np.ndarray, flow_index: int
         extra = consumer_columns(layout, rows, to_xsk, flows, traffic.truth, rss_types)
         for name, col in extra.items():
             df[name] = col
+    df.attrs[SCALAR_CALLS] = int(res.scalar_calls.sum())
     return df
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import drivers
-from .batch import lane_problem, run_batch
+from .batch import SCALAR_CALLS, lane_problem, run_batch
 from .bpf import Program
 from .cost import DEFAULT_PROFILE, btf_hints_driver_work
 from .cost import profile as cpu_profile
@@ -297,7 +297,9 @@ class Lab:
         ``concurrent.futures.Executor`` to spread chunks of ``chunk`` packets over (e.g.
         ``dask.distributed.Client(...).get_executor()``); by default the run stays in this
         process, or uses a two-process pool for runs of at least 400,000 packets on lanes.
-        ``df.attrs["engine"]`` says which engine ran.
+        ``df.attrs["engine"]`` says which engine ran; on the lane engine,
+        ``df.attrs["lane_scalar_calls"]`` counts the calls it ran through a routine's scalar
+        form (lanes a lane form could not serve), zero when every lane ran vectorised.
 
         One row per packet; columns: packet, t_ns, hw_time_ns (the ideal), rx_timestamp (what
         the consumer read; 0 = none), error_ns, insns, cost_ns (:mod:`xdplab.cost` on the CPU
@@ -344,8 +346,11 @@ class Lab:
         finally:
             if own_pool is not None:
                 own_pool.shutdown()
-        df = _concat(frames)
-        return self._finish(df, path, profile, assume_meta_support, chosen)
+        scalar_calls = sum(f.attrs.get(SCALAR_CALLS, 0) for f in frames)
+        df = self._finish(_concat(frames), path, profile, assume_meta_support, chosen)
+        if chosen == "batch":
+            df.attrs[SCALAR_CALLS] = scalar_calls
+        return df
 
     def _finish(self, df: pd.DataFrame, path: str, profile: str, assume_meta_support: bool,
                 engine: str) -> pd.DataFrame:

@@ -82,6 +82,7 @@ class LaneResult:
     kind_names: tuple[str, ...]
     calls: dict[tuple[str, int], npt.NDArray[np.int32]]
     errors: npt.NDArray[np.object_]     # (N,): None or the BpfError text
+    scalar_calls: npt.NDArray[np.int32]  # (N,): calls run through a routine's scalar form
 
 
 VectorHelper = Callable[["LaneState", Lanes, list[U64Array]], U64Array]
@@ -112,6 +113,7 @@ class LaneState:
         self.kinds = np.zeros(self.n, np.int64)
         self.errors = np.full(self.n, None, dtype=object)
         self.failed = np.zeros(self.n, bool)
+        self.scalar_calls = np.zeros(self.n, np.int32)   # lanes a routine ran in its scalar form
         self.all_kinds = np.int64(0)       # kinds every lane touched (kept apart: no full pass)
         self.call: tuple[int, str, int, HelperFn | None] = (0, "helper", 0, None)   # the call in progress
 
@@ -288,6 +290,7 @@ class LaneState:
         serve, so they fail exactly as on the scalar machine."""
         s, kind, imm, fn = self.call
         res = np.zeros(len(lanes), U64)
+        self.scalar_calls[lanes] += 1
         for j, lane in enumerate(lanes):
             if fn is None:
                 self._error(int(lane), f"insn {s}: call to unknown {kind} {imm}")
@@ -517,7 +520,7 @@ def run_lanes(program: Program, space: LaneSpace, r1: npt.ArrayLike, r2: npt.Arr
             pc[sel] = nxt
     if upc is not None:
         _flush_uniform(insns, by_class, uni_class, pc, upc, last, last_uniform)
-    return LaneResult(r0, insns, by_class, st.kinds | st.all_kinds, kinds, calls, st.errors)
+    return LaneResult(r0, insns, by_class, st.kinds | st.all_kinds, kinds, calls, st.errors, st.scalar_calls)
 
 
 def _set(regs: list[U64Array], reg: int, sel: slice | Lanes, value: U64Array) -> None:

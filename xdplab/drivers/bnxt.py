@@ -206,6 +206,8 @@ def bnxt_xdp_rx_timestamp_lanes(st: LaneState, lanes: np.ndarray, args: list[np.
     r0_off = U64(BNXT_XDP_BUFF.offsetof("r0"))
     done = np.zeros(len(lanes), bool)
     rxcmp1, ok = st.helper_read(lanes, r1 + U64(BNXT_XDP_BUFF.offsetof("rxcmp1")), 8)
+    null = np.nonzero(ok & (rxcmp1 == 0))[0]      # no PTP completion: ctx->r0 = 0 (14/14:56-58)
+    done[null] = st.helper_write(lanes[null], r1[null] + r0_off, 8, np.zeros(len(null), U64))
     g = np.nonzero(ok & (rxcmp1 != 0))[0]
     if len(g):
         lg = lanes[g]
@@ -221,7 +223,7 @@ def bnxt_xdp_rx_timestamp_lanes(st: LaneState, lanes: np.ndarray, args: list[np.
         s_ = np.nonzero(served)[0]
         served[s_] = st.helper_write(lg[s_], r1[g][s_] + r0_off, 8, ns[s_])
         done[g] = served
-    # the rest (no completion, no ptp_cfg, a held lock, an unmapped address) run the scalar routine
+    # the rest (no ptp_cfg, a held lock, an unmapped address) run the scalar routine
     return call_scalar_rest(st, lanes, args, done, r1.copy())
 
 

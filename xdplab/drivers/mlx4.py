@@ -202,36 +202,56 @@ def _bswap(values: np.ndarray, size: int) -> np.ndarray:
     return values.astype(f"<u{size}").byteswap().astype(np.uint64)
 
 
+def _cqe_ns_lanes(st: LaneState, lanes: np.ndarray, dst: np.ndarray, cqe: np.ndarray, mdev: np.ndarray) -> np.ndarray:
+    """Convert the lanes' CQE stamps with their mdev's timecounter (``cqe_ts``,
+    ``timecounter_cyc2time``) and store the ns at ``dst``; returns the lanes served (not those
+    with an odd seqlock sequence or an unmapped address: they go to the scalar routine)."""
+    reads = [st.helper_read(lanes, cqe + U64(MLX4_TS_CQE.offsetof(f)), MLX4_TS_CQE.sizeof(f))
+             for f in ("timestamp_hi", "timestamp_lo")]
+    reads += [st.helper_read(lanes, mdev + U64(MLX4_EN_DEV.offsetof(f)), MLX4_EN_DEV.sizeof(f))
+              for f in ("clock_seq", "cc_mult", "cc_shift", "cc_mask", "tc_cycle_last", "tc_nsec", "tc_frac")]
+    (hi, lo, seq, mult, shift, mask, last, nsec, frac) = (v for v, _ in reads)
+    served = np.logical_and.reduce([ok for _, ok in reads]) & ((seq & U64(1)) == 0)   # read_seqbegin
+    ns = timecounter_cyc2time(mult, shift, mask, last, nsec, frac, cqe_ts(_bswap(hi, 4), _bswap(lo, 2)))
+    s = np.nonzero(served)[0]
+    served[s] = st.helper_write(lanes[s], dst[s], 8, ns[s])
+    return served
+
+
+def _wrapper_ptrs(st: LaneState, lanes: np.ndarray, r1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cqe, mdev, both read) of the lanes' wrappers."""
+    cqe, ok = st.helper_read(lanes, r1 + U64(MLX4_XDP_BUFF.offsetof("cqe")), 8)
+    mdev, ok2 = st.helper_read(lanes, r1 + U64(MLX4_XDP_BUFF.offsetof("mdev")), 8)
+    return cqe, mdev, ok & ok2
+
+
+def _xmo_rx_timestamp_lanes(st: LaneState, lanes: np.ndarray, args: list[np.ndarray]) -> np.ndarray:
+    """:func:`_xmo_rx_timestamp` for many lanes (no cqe/mdev: -ENODATA, nothing written)."""
+    cqe, mdev, have = _wrapper_ptrs(st, lanes, args[0])
+    null = (cqe == 0) | (mdev == 0)
+    done = have & null
+    g = np.nonzero(have & ~null)[0]
+    if len(g):
+        done[g] = _cqe_ns_lanes(st, lanes[g], args[1][g], cqe[g], mdev[g])
+    return call_scalar_rest(st, lanes, args, done, np.where(null, U64(errno_ret(ENODATA)), U64(0)))
+
+
 def _rx_timestamp_lanes(check_null: bool) -> VectorHelper:
     """The helper for many lanes: the same fields, ``cqe_ts`` and ``timecounter_cyc2time`` as
     the scalar helper; lanes with an odd seqlock sequence, an unmapped address or (as posted)
     a NULL pointer go to the scalar helper, which fails exactly as it does there."""
     r0_off = U64(MLX4_XDP_BUFF.offsetof("r0"))
 
-    def convert(st: LaneState, lanes: np.ndarray, r1: np.ndarray, cqe: np.ndarray, mdev: np.ndarray) -> np.ndarray:
-        reads = [st.helper_read(lanes, cqe + U64(MLX4_TS_CQE.offsetof(f)), MLX4_TS_CQE.sizeof(f))
-                 for f in ("timestamp_hi", "timestamp_lo")]
-        reads += [st.helper_read(lanes, mdev + U64(MLX4_EN_DEV.offsetof(f)), MLX4_EN_DEV.sizeof(f))
-                  for f in ("clock_seq", "cc_mult", "cc_shift", "cc_mask", "tc_cycle_last", "tc_nsec", "tc_frac")]
-        (hi, lo, seq, mult, shift, mask, last, nsec, frac) = (v for v, _ in reads)
-        served = np.logical_and.reduce([ok for _, ok in reads]) & ((seq & U64(1)) == 0)   # read_seqbegin
-        ns = timecounter_cyc2time(mult, shift, mask, last, nsec, frac, cqe_ts(_bswap(hi, 4), _bswap(lo, 2)))
-        s = np.nonzero(served)[0]
-        served[s] = st.helper_write(lanes[s], r1[s] + r0_off, 8, ns[s])
-        return served
-
     def mxl4_xdp_rx_timestamp_lanes(st: LaneState, lanes: np.ndarray, args: list[np.ndarray]) -> np.ndarray:
         r1 = args[0]
         done = np.zeros(len(lanes), bool)
-        cqe, ok = st.helper_read(lanes, r1 + U64(MLX4_XDP_BUFF.offsetof("cqe")), 8)
-        mdev, ok2 = st.helper_read(lanes, r1 + U64(MLX4_XDP_BUFF.offsetof("mdev")), 8)
-        have = ok & ok2
+        cqe, mdev, have = _wrapper_ptrs(st, lanes, r1)
         if check_null:      # the fixed helper: a NULL cqe/mdev gives ctx->r0 = 0
             null = np.nonzero(have & ((cqe == 0) | (mdev == 0)))[0]
             done[null] = st.helper_write(lanes[null], r1[null] + r0_off, 8, np.zeros(len(null), np.uint64))
         g = np.nonzero(have & (cqe != 0) & (mdev != 0))[0]
         if len(g):
-            done[g] = convert(st, lanes[g], r1[g], cqe[g], mdev[g])
+            done[g] = _cqe_ns_lanes(st, lanes[g], r1[g] + r0_off, cqe[g], mdev[g])
         return call_scalar_rest(st, lanes, args, done, r1.copy())
     return mxl4_xdp_rx_timestamp_lanes
 
@@ -276,7 +296,7 @@ class Mlx4(Driver):
 
     def timestamp_routine(self, *, status: bool) -> KernelFunction:
         if status:
-            return KernelFunction("mlx4_en_xdp_rx_timestamp", _xmo_rx_timestamp, cost=COST_XMO)
+            return KernelFunction("mlx4_en_xdp_rx_timestamp", _xmo_rx_timestamp, cost=COST_XMO, lanes=_xmo_rx_timestamp_lanes)
         return KernelFunction("mlx4_xdp_rx_timestamp", _v1_rx_timestamp, cost=COST_HELPER, lanes=_v1_rx_timestamp_lanes)
 
 
@@ -457,8 +477,10 @@ def mlx4_rss_type(status: Any, ipv6_ext_mask: Any) -> Any:
     """The type derivation of ``mlx4_en_xdp_rx_hash`` on the CQE's status (CPU order) and
     ipv6_ext_mask.  Ints or arrays."""
     u = np.uint64
-    xht = np.where(status & u(MLX4_CQE_STATUS_TCP), u(XDP_RSS_L4_TCP),
-                   np.where(status & u(MLX4_CQE_STATUS_UDP), u(XDP_RSS_L4_UDP), u(0)))
+    # Two independent ifs, TCP then UDP, so UDP wins when both bits are set ([D73] en_rx.c
+    # 655-682; the 6.3 patch text, search idx:8062905530).
+    xht = np.where(status & u(MLX4_CQE_STATUS_UDP), u(XDP_RSS_L4_UDP),
+                   np.where(status & u(MLX4_CQE_STATUS_TCP), u(XDP_RSS_L4_TCP), u(0)))
     xht = xht | np.where(status & u(MLX4_CQE_STATUS_IPV4 | MLX4_CQE_STATUS_IPV4F), u(XDP_RSS_L3_IPV4), u(0))
     v6 = (status & u(MLX4_CQE_STATUS_IPV6)) != 0
     return xht | np.where(v6, u(XDP_RSS_L3_IPV6) | np.where(ipv6_ext_mask != 0, u(XDP_RSS_L3_DYNHDR), u(0)), u(0))

@@ -83,6 +83,37 @@ def _xmo_rx_hash(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int)
     return 0
 
 
+ENODATA_U64 = np.uint64(errno_ret(ENODATA))   # -ENODATA as a u64 register value
+
+
+def _skb_lanes(st: LaneState, lanes: np.ndarray, args: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(skb pointers, ok) of the lanes' wrappers (ctx = args[0])."""
+    return st.helper_read(lanes, args[0] + np.uint64(VETH_XDP_BUFF.offsetof("skb")), 8)
+
+
+def _xmo_rx_timestamp_lanes(st: LaneState, lanes: np.ndarray, args: list[np.ndarray]) -> np.ndarray:
+    """:func:`_xmo_rx_timestamp` for many lanes (no skb: -ENODATA, nothing written)."""
+    skb, ok = _skb_lanes(st, lanes, args)
+    stamp, ok1 = st.helper_read(lanes, skb + np.uint64(SKB_MODEL.offsetof("hwtstamp")), 8)
+    done = ok & (skb == 0)
+    g = np.nonzero(ok & (skb != 0) & ok1)[0]
+    done[g] = st.helper_write(lanes[g], args[1][g], 8, stamp[g])
+    return call_scalar_rest(st, lanes, args, done, np.where(skb == 0, ENODATA_U64, np.uint64(0)))
+
+
+def _xmo_rx_hash_lanes(st: LaneState, lanes: np.ndarray, args: list[np.ndarray]) -> np.ndarray:
+    """:func:`_xmo_rx_hash` for many lanes."""
+    skb, ok = _skb_lanes(st, lanes, args)
+    h, ok1 = st.helper_read(lanes, skb + np.uint64(SKB_MODEL.offsetof("hash")), 4)
+    l4, ok2 = st.helper_read(lanes, skb + np.uint64(SKB_MODEL.offsetof("l4_hash")), 1)
+    done = ok & (skb == 0)
+    g = np.nonzero(ok & (skb != 0) & ok1 & ok2)[0]
+    g = g[st.helper_write(lanes[g], args[1][g], 4, h[g])]
+    kind = np.where(l4[g] != 0, np.uint64(XDP_RSS_TYPE_L4_ANY), np.uint64(XDP_RSS_TYPE_NONE))
+    done[g] = st.helper_write(lanes[g], args[2][g], 4, kind)
+    return call_scalar_rest(st, lanes, args, done, np.where(skb == 0, ENODATA_U64, np.uint64(0)))
+
+
 # Work per call of each C routine (MODEL op counts from reading the routine).  COST_TS: what
 # the 04/14 unroll executes when there is an skb (load skb, the NULL test, load skb->tstamp:
 # tests/test_op_counts.py runs it); the return is the call's (cost.py direct_call_ns).
@@ -122,12 +153,12 @@ class Veth(Driver):
 
     def timestamp_routine(self, *, status: bool) -> KernelFunction:
         if status:
-            return KernelFunction("veth_xdp_rx_timestamp", _xmo_rx_timestamp, cost=COST_XMO)
+            return KernelFunction("veth_xdp_rx_timestamp", _xmo_rx_timestamp, cost=COST_XMO, lanes=_xmo_rx_timestamp_lanes)
         return KernelFunction("veth_xdp_rx_timestamp", _v1_rx_timestamp, cost=COST_TS, lanes=_v1_rx_timestamp_lanes)
 
     def other_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
         if kfunc.returns == "status" and kfunc.field == "rx_hash":
-            return KernelFunction("veth_xdp_rx_hash", _xmo_rx_hash, cost=COST_HASH)
+            return KernelFunction("veth_xdp_rx_hash", _xmo_rx_hash, cost=COST_HASH, lanes=_xmo_rx_hash_lanes)
         return None   # rx_vlan_tag came to veth after 6.3: the generic -EOPNOTSUPP
 
 
@@ -211,6 +242,21 @@ def _xmo_rx_vlan_tag(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: 
 COST_VLAN = OpCost(insns={"ldx": 3, "jmp": 3, "alu64": 2, "stx": 2}, touches={"wrapper": 1, "skb": 2, "stack": 2})
 
 
+def _xmo_rx_vlan_tag_lanes(st: LaneState, lanes: np.ndarray, args: list[np.ndarray]) -> np.ndarray:
+    """:func:`_xmo_rx_vlan_tag` for many lanes (no tag: tci = 0 written, -ENODATA)."""
+    skb, ok = _skb_lanes(st, lanes, args)
+    proto, ok1 = st.helper_read(lanes, skb + np.uint64(SKB_META_MODEL.offsetof("vlan_proto")), 2)
+    tci, ok2 = st.helper_read(lanes, skb + np.uint64(SKB_META_MODEL.offsetof("vlan_tci")), 2)
+    done = ok & (skb == 0)
+    tagged = (proto != 0) | (tci != 0)
+    g = np.nonzero(ok & (skb != 0) & ok1 & ok2)[0]
+    g = g[st.helper_write(lanes[g], args[2][g], 2, np.where(tagged[g], tci[g], np.uint64(0)))]
+    t = g[tagged[g]]
+    done[g[~tagged[g]]] = True
+    done[t] = st.helper_write(lanes[t], args[1][t], 2, proto[t])
+    return call_scalar_rest(st, lanes, args, done, np.where((skb == 0) | ~tagged, ENODATA_U64, np.uint64(0)))
+
+
 def _skb_meta_values(flow: Any) -> dict[str, int]:
     proto, tci = flow.reported_tag
     return {"hash": flow.rss_hash, "l4_hash": 1 if flow.l4 in ("tcp", "udp") else 0,
@@ -235,7 +281,8 @@ class VethFields(Veth):
 
     def other_routine(self, kfunc: KfuncSpec) -> KernelFunction | None:
         if kfunc.returns == "status" and kfunc.field == "rx_vlan_tag":
-            return KernelFunction("veth_xdp_rx_vlan_tag", _xmo_rx_vlan_tag, cost=COST_VLAN)
+            return KernelFunction("veth_xdp_rx_vlan_tag", _xmo_rx_vlan_tag, cost=COST_VLAN,
+                                  lanes=_xmo_rx_vlan_tag_lanes)
         return super().other_routine(kfunc)
 
     def rss_type_of(self, flow: Any) -> int | None:

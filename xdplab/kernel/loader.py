@@ -29,11 +29,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping, TypedDict
 
+import numpy as np
+
 from ..bpf import builders as B
 from ..bpf import opcodes as op
 from ..bpf.errors import BpfVerifyError
 from ..bpf.insn import Insn, Program
-from ..bpf.machine import CallContext, Env, HelperFn
+from ..bpf.lanes import Lanes, LaneState, U64Array
+from ..bpf.machine import M64, CallContext, Env, HelperFn
 from ..bpf.patch import BpfPatch, HeapOverflow, PatchViolation, check_patch
 from ..bpf.splice import patch_insn_single
 from ..bpf.verify import verify
@@ -155,8 +158,11 @@ class LoadedProgram:
 def _stub(name: str, value: int) -> KernelFunction:
     def fn(ctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         return value
+
+    def lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Array:
+        return np.full(len(lanes), value & M64, np.uint64)
     return KernelFunction(name, fn, f"generic default of {name}: returns {value:#x}",
-                          OpCost(insns={"alu64": 1}))
+                          OpCost(insns={"alu64": 1}), lanes)
 
 
 def default_routine(spec: KfuncSpec) -> KernelFunction:
