@@ -37,3 +37,28 @@ def test_the_bnxt_helper_reads_the_whole_u64_cyclecounter_mask():
     cmp, ext = bnxt_completion(0x10)
     assert call(hw.receive(0, cmp, ext)) == n - (c - ts)
 
+
+
+@pytest.mark.parametrize("name", drivers.names())
+def test_each_supported_query_the_driver_unrolls_answers_exactly_1(name):
+    """RFC v2 unrolls ``*_supported`` to ``r0 = 1`` (04/14 veth, 10/14 ice:
+    BPF_MOV64_IMM(BPF_REG_0, 1)), the C ``bool`` true; the generic default is ``r0 = 0``
+    (02/14).  xdplab extends the pattern to rx_hash / rx_vlan_tag (MODEL, issue 16), so each
+    query a driver answers must give exactly 1 (a program may store or compare the bool), and
+    each it does not, exactly 0."""
+    from xdplab.bpf import assemble, run_in
+    from xdplab.kernel.kernel import Kernel
+    from xdplab.kernel.kfuncs import RFC_V2
+    from xdplab.kernel.uapi import BPF_F_XDP_HAS_METADATA
+    k = Kernel(seed=0)
+    dev = k.netns.add("eth0", drivers.get(name))
+    wrapper = k.memory.new(dev.driver.wrapper, "wrapper").base
+    answers = {}
+    for spec in RFC_V2.specs:
+        if not spec.enum.endswith("_SUPPORTED"):
+            continue
+        loaded = k.prog_load(assemble(f"call kfunc({spec.btf_id})\nexit"), prog_flags=BPF_F_XDP_HAS_METADATA,
+                             prog_ifindex=dev.ifindex, variant="fixed")
+        answers[spec.name] = run_in(loaded.xlated, k.memory.space, wrapper, env=loaded.env()).r0
+    assert set(answers.values()) <= {0, 1}, answers
+    assert answers["bpf_xdp_metadata_rx_timestamp_supported"] == 1      # every RFC v2 driver

@@ -533,9 +533,8 @@ def _xmo_rx_vlan_tag(cctx: CallContext, r1: int, r2: int, r3: int, r4: int, r5: 
     proto = cctx.read(ring + ICE_RX_RING_CTX.offsetof("vlan_proto"), 2)
     ret, proto, tci = (int(x[0]) for x in rx_vlan_tag_rule(proto, d["status_error0"], d["l2tag1"],
                                                              d["status_error1"], d["l2tag2_2nd"]))
-    if proto:
-        cctx.write(r2, 2, proto)
-    if not ret:
+    cctx.write(r2, 2, proto)   # *vlan_proto (0 too), then, if it is set, *vlan_tci (0 too), each
+    if proto:                  # before its -ENODATA test ([D73] ice_txrx_lib.c 578-595)
         cctx.write(r3, 2, tci)
     return ret
 
@@ -573,19 +572,11 @@ def _rx_vlan_tag_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64
     d, ok3 = _lane_reads(st, lanes, desc, ("status_error0", "l2tag1", "status_error1", "l2tag2_2nd"))
     ret, proto, tci = rx_vlan_tag_rule(proto, d["status_error0"], d["l2tag1"], d["status_error1"], d["l2tag2_2nd"])
     done = ok & ok1 & ok2 & ok3
-    w = np.nonzero(done & (proto != 0))[0]
+    w = np.nonzero(done)[0]
     done[w] = st.helper_write(lanes[w], args[1][w], 2, proto[w])
-    w = np.nonzero(done & (ret == 0))[0]
+    w = np.nonzero(done & (proto != 0))[0]
     done[w] = st.helper_write(lanes[w], args[2][w], 2, tci[w])
     return call_scalar_rest(st, lanes, args, done, ret.astype(U64))
-
-
-def ice_rx_hash(desc: bytes) -> tuple[int, int, int]:
-    """``ice_xdp_rx_hash`` on one descriptor's bytes: (ret, hash, rss_type); ret 0 or -ENODATA."""
-    row = np.frombuffer(bytes(desc[:DESC_SIZE]), np.uint8).reshape(1, DESC_SIZE)
-    ret, h, t = (int(x[0]) for x in rx_hash_rule(*(get_field(row, ICE_RX_FLEX_DESC, f)
-                                                  for f in ("rxdid", "rss_hash", "ptype_flex_flags0"))))
-    return (-ENODATA if ret else 0), h, t
 
 
 def _stamp_lanes(st: LaneState, lanes: Lanes, r1: U64Array) -> tuple[U64Array, Mask]:

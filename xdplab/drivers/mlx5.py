@@ -85,8 +85,11 @@ MLX5_XDP_RSS_TYPE = tuple({4: XDP_RSS_L3_IPV4, 5: XDP_RSS_L3_IPV4 | XDP_RSS_L4 |
                            11: XDP_RSS_L3_IPV6 | XDP_RSS_L4 | XDP_RSS_L4_IPSEC}.get(i, 0) for i in range(16))
 
 
-def mlx5_rss_type(rss_hash_type: int) -> int:
-    """``mlx5e_xdp_rx_hash``'s type lookup on the CQE's rss_hash_type byte."""
+def mlx5_rss_type(rss_hash_type: Any) -> Any:
+    """``mlx5e_xdp_rx_hash``'s type lookup on the CQE's rss_hash_type byte.  Ints or arrays."""
+    if isinstance(rss_hash_type, np.ndarray):
+        index = (rss_hash_type & U64(0xC)) | ((rss_hash_type >> U64(6)) & U64(0x3))
+        return np.asarray(MLX5_XDP_RSS_TYPE, np.uint64)[index.astype(np.int64)]
     return MLX5_XDP_RSS_TYPE[(rss_hash_type & 0xC) | ((rss_hash_type >> 6) & 0x3)]
 
 
@@ -278,8 +281,7 @@ def _rx_hash_lanes(st: LaneState, lanes: Lanes, args: list[U64Array]) -> U64Arra
     rq, ok1 = _reads(st, lanes, w["rq"], MLX5E_RQ, ("rxhash",))
     c, ok2 = _reads(st, lanes, w["cqe"], MLX5_CQE64, ("rss_hash_result", "rss_hash_type"))
     have = rq["rxhash"] != 0
-    table = np.asarray(MLX5_XDP_RSS_TYPE, np.uint64)
-    t = table[((c["rss_hash_type"] & U64(0xC)) | ((c["rss_hash_type"] >> U64(6)) & U64(3))).astype(np.int64)]
+    t = mlx5_rss_type(c["rss_hash_type"])
     done = ok & ok1 & (~have | ok2)
     g = np.nonzero(done & have)[0]
     done[g] = st.helper_write(lanes[g], args[1][g], 4, _bswap(c["rss_hash_result"][g], 4))
