@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import xdplab.drivers as drivers
+from xdplab.kernel.driver import RxSettings
 
 
 @pytest.mark.parametrize("name", ["", "ixgbe", "ICE", "veth "])
@@ -62,3 +63,50 @@ def test_each_supported_query_the_driver_unrolls_answers_exactly_1(name):
         answers[spec.name] = run_in(loaded.xlated, k.memory.space, wrapper, env=loaded.env()).r0
     assert set(answers.values()) <= {0, 1}, answers
     assert answers["bpf_xdp_metadata_rx_timestamp_supported"] == 1      # every RFC v2 driver
+
+
+# The release each driver's xdp_metadata_ops first had each op, from kernel-facts-fields.md:
+# veth §2.5 ("ts and hash in 6.3 ... vlan in 6.8"), mlx4 §2.2 (ab46182d0dcb, 6.3: timestamp and
+# hash), mlx5 §2.3 (bc8d405b1ba9, 6.3; vlan 6.8), ice §2.1 (Larysa Zaremba's v8 series, 6.8),
+# bnxt §2.4 (rx_hash only; first seen in 7.2, the release UNCONFIRMED: modelled as 7.2).
+OPS_SINCE = {
+    "veth": {"rx_timestamp": (6, 3), "rx_hash": (6, 3), "rx_vlan_tag": (6, 8)},
+    "mlx4": {"rx_timestamp": (6, 3), "rx_hash": (6, 3)},
+    "mlx5": {"rx_timestamp": (6, 3), "rx_hash": (6, 3), "rx_vlan_tag": (6, 8)},
+    "ice": {"rx_timestamp": (6, 8), "rx_hash": (6, 8), "rx_vlan_tag": (6, 8)},
+    "bnxt": {"rx_hash": (7, 2)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPS_SINCE))
+def test_each_merged_op_appears_in_its_release(name):
+    """Asked release by release, the merged design offers a driver's op from the release in
+    which it was merged, and not the one before."""
+    from xdplab.kernel.kfuncs import MERGED
+    for release in [(6, 2), (6, 3), (6, 7), (6, 8), (7, 1), (7, 2), (7, 3)]:
+        drv = drivers.get(name)
+        drv.kernel = release
+        offered = {s.field for s in MERGED.specs if drv.kfunc_routine(s) is not None}
+        assert offered == {f for f, since in OPS_SINCE[name].items() if release >= since}, release
+
+
+def test_veth_clears_the_whole_tci_when_there_is_no_tag():
+    """__vlan_hwaccel_get_tag (include/linux/if_vlan.h@6.1.192:579-589) sets ``*vlan_tci = 0``
+    (a u16) and returns -ENODATA when the skb has no hw-accel tag: both bytes of a TCI the
+    program pre-filled with 0xFFFF are cleared."""
+    from xdplab.bpf import assemble, run_in
+    from xdplab.kernel.kernel import Kernel
+    from xdplab.kernel.kfuncs import MERGED
+    from xdplab.kernel.uapi import BPF_F_XDP_HAS_METADATA
+    k = Kernel(seed=0)
+    drv = drivers.get("veth")
+    dev = k.netns.add("eth0", drv)
+    vlan = MERGED.by_name("bpf_xdp_metadata_rx_vlan_tag").btf_id
+    prog = assemble(f"r6 = 0xffff\n*(u16 *)(r10 - 2) = r6\n*(u16 *)(r10 - 4) = r6\n"
+                    f"r2 = r10\nr2 += -4\nr3 = r10\nr3 += -2\ncall kfunc({vlan})\n"
+                    f"r1 = *(u16 *)(r10 - 2)\nr0 <<= 32\nr0 |= r1\nexit")
+    loaded = k.prog_load(prog, prog_flags=BPF_F_XDP_HAS_METADATA, prog_ifindex=dev.ifindex, design="merged")
+    rx = drv.rx_path(k.memory, RxSettings())
+    rx.receive(0, 10**9, 64)                     # an untagged frame on the skb path
+    r0 = run_in(loaded.xlated, k.memory.space, rx.wrapper.base, env=loaded.env()).r0
+    assert r0 >> 32 == (-61) & 0xFFFFFFFF and r0 & 0xFFFF_FFFF == 0
