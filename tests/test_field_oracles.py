@@ -152,20 +152,20 @@ def out_u16(out: bytes) -> tuple[int, int]:
     return int.from_bytes(out[0:2], "little"), int.from_bytes(out[8:10], "little")
 
 
-def check_hash(got: tuple[int, bytes], want: tuple[int, int | None, int | None], why: str) -> None:
+def _check(decode, got: tuple[int, bytes], want: tuple[int, int | None, int | None], why: str) -> None:
+    """The op's return code, and (when ``want`` gives them) the two values it stored."""
     ret, out = got
-    h, t = out_u32(out)
     assert ret == want[0], why
     if want[1] is not None:
-        assert (h, t) == (want[1], want[2]), why
+        assert decode(out) == (want[1], want[2]), why
+
+
+def check_hash(got: tuple[int, bytes], want: tuple[int, int | None, int | None], why: str) -> None:
+    _check(out_u32, got, want, why)       # (hash, rss_type)
 
 
 def check_vlan(got: tuple[int, bytes], want: tuple[int, int | None, int | None], why: str) -> None:
-    ret, out = got
-    proto, tci = out_u16(out)
-    assert ret == want[0], why
-    if want[1] is not None:
-        assert (proto, tci) == (want[1], want[2]), why
+    _check(out_u16, got, want, why)       # (vlan_proto, vlan_tci)
 
 
 def routines(name: str, kfunc, **opts):

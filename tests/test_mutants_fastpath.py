@@ -72,3 +72,11 @@ def test_ld_imm64_pseudo_func_address_in_a_later_slot():
     text = "r1 = func(L) ll\nr2 = 3\nr2 += 4\nr0 = r1\nexit\nL:\nr0 = 0\nexit"
     for result in _both(text):
         assert result.r0 == CODE_BASE + 8 * 6
+
+
+def test_ld_imm64_pseudo_func_address_when_slot_and_distance_share_bits():
+    """ld_imm64 at slot 2, L at slot 8: the address is CODE_BASE + 8 x (2 + 1 + 5); a slot and
+    a distance with a common bit (2 and 6) tell ``slot + 1 + imm`` from other ways to combine them."""
+    text = "r2 = 1\nr3 = 2\nr1 = func(L) ll\nr0 = r1\nr2 += 1\nr3 += 1\nexit\nL:\nr0 = 0\nexit"
+    for result in _both(text):
+        assert result.r0 == CODE_BASE + 8 * 8

@@ -114,3 +114,28 @@ def test_every_lane_leaving_together_ends_the_run():
     res = _run("r0 = 1\ngoto +1\nexit", [3, 9, 5])
     assert list(res.errors) == ["insn 1: control leaves the program: jump to insn 3 of 3"] * 3
     assert res.insns.tolist() == [2, 2, 2]
+
+
+def test_lane_loads_at_unaligned_offsets_read_the_bytes_there():
+    """A 4-byte load at offsets 1, 2, 3 of a row (the same offset for every lane: the
+    column path) reads those four bytes little-endian (BPF_LDX_MEM | BPF_W, RFC 9669 §5.1),
+    not the aligned word around them.  Row of lane k: bytes k*16 + 0..15."""
+    data = (np.arange(32, dtype=np.uint8).reshape(2, 16))
+    for off in (1, 2, 3, 5):
+        space = LaneSpace(2)
+        space.add(LaneRegion("obj", "obj", MEM_BASE, 16, data.copy()))
+        res = _run(f"r0 = *(u32 *)(r1 + {off})\nexit", [MEM_BASE, MEM_BASE], space)
+        expect = [int.from_bytes(bytes(range(16 * k + off, 16 * k + off + 4)), "little") for k in (0, 1)]
+        assert res.r0.tolist() == expect, off
+
+
+def test_a_helper_write_into_a_region_stored_from_an_offset_lands_on_its_byte():
+    """LaneState.helper_write on a region whose rows hold bytes 8..15 only (stored_from 8):
+    writing 2 bytes at offset 10 of lane 1 changes row 1, columns 2..3, nothing else."""
+    from xdplab.bpf.lanes import LaneState
+    space = LaneSpace(2)
+    region = space.add(LaneRegion("obj", "obj", MEM_BASE, 16, np.zeros((2, 8), np.uint8), stored_from=8))
+    st = LaneState(space, ("obj",))
+    ok = st.helper_write(np.array([1]), np.array([MEM_BASE + 10], np.uint64), 2, np.array([0xBEEF], np.uint64))
+    assert ok.tolist() == [True]
+    assert region.data.tolist() == [[0] * 8, [0, 0, 0xEF, 0xBE, 0, 0, 0, 0]]

@@ -69,3 +69,36 @@ def test_callx_to_a_function_address_calls_that_function(text, expected, insns):
     for fast in (True, False):
         result = run_detailed(assemble(text), fast=fast)
         assert (result.r0, result.insns) == (expected, insns)
+
+
+def test_callx_with_a_helper_id_returns_to_the_next_instruction():
+    """MODEL: `callx rN` whose rN holds a helper id (not a function address) calls that helper
+    and continues at the next slot.  The callx sits at odd slot 1 and again at even slot 4."""
+    env = Env(helpers={7: lambda ctx, *a: 3})
+    text = "r2 = 7\ncallx r2\nr6 = r0\nr2 = 7\ncallx r2\nr0 += r6\nexit"
+    for fast in (True, False):
+        result = run_detailed(assemble(text), env=env, fast=fast)
+        assert (result.r0, result.insns) == (6, 7)
+
+
+def test_ld_imm64_pseudo_func_backward_to_an_earlier_function():
+    """BPF_PSEUDO_FUNC with a negative imm (insn offset, include/uapi/linux/bpf.h@6.1.192:1208-1216;
+    target = insn_idx + imm + 1, kernel/bpf/verifier.c@6.1.192:10630): main calls A (slot 6),
+    A loads the address of B, which comes before it (slot 4): imm = 4 - 6 - 1 = -3.
+    MODEL address: CODE_BASE + 8 x slot."""
+    from xdplab.bpf.machine import CODE_BASE
+    text = "call A\nr0 = r0\nr0 += 0\nexit\nB:\nr0 = 0\nexit\nA:\nr1 = func(B) ll\nr0 = r1\nexit"
+    for fast in (True, False):
+        assert run_detailed(assemble(text), fast=fast).r0 == CODE_BASE + 8 * 4
+
+
+@pytest.mark.parametrize("cls", ["Env"])
+def test_the_machines_values_are_frozen(cls):
+    """An Env is shared by every run of a loaded program (the kernel's tables): frozen, so a run
+    cannot change what the next one sees (house rule: frozen values)."""
+    import dataclasses
+
+    import xdplab.bpf.machine as machine
+    obj = getattr(machine, cls)()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        obj.helpers = {}

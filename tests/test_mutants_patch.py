@@ -57,3 +57,25 @@ def test_a_bpf_k_jumps_src_field_is_not_a_register_read(jop):
     assert check_patch([k, B.BPF_MOV64_IMM(0, 1)], allowed=frozenset({0})) == []
     assert [(v.index, v.message) for v in check_patch([x, B.BPF_MOV64_IMM(0, 1)], allowed=frozenset({0}))] == \
         [(0, "uses r10: unrolled code may not touch the program's stack")]
+
+
+def test_a_jump_may_land_on_the_patch_end_but_not_past_it():
+    """check_patch: a jump's target is i + 1 + off (kernel/bpf/core.c@6.1.192:1921-1922 JMP_JA:
+    insn += insn->off, after the insn++ of the dispatch); the end of the patch (n) is where
+    the patched call continues, n + 1 is outside."""
+    mov = B.BPF_MOV64_IMM(0, 1)
+    assert check_patch([B.BPF_JMP_A(1), mov], allowed=frozenset({0})) == []
+    assert [(v.index, v.message) for v in check_patch([B.BPF_JMP_A(2), mov], allowed=frozenset({0}))] == \
+        [(0, "jumps to patch insn 3, outside the patch (0..2; 2 = the end)")]
+    jeq = B.BPF_JMP_IMM(op.BPF_JEQ, 0, 0, 0)
+    assert check_patch([mov, jeq, mov], allowed=frozenset({0})) == []        # off 0: the next insn
+
+
+def test_an_empty_patch_has_nothing_allocated():
+    """01/14: ``struct bpf_patch patch = {}`` (zeroed: no array, capacity 0) until the first
+    append allocates 16."""
+    from xdplab.bpf.patch import BpfPatch
+    p = BpfPatch()
+    assert (p.allocated, p.capacity, p.reallocations) == (0, 0, ())
+    p.append(B.BPF_MOV64_IMM(0, 1))
+    assert [(r.at_len, r.allocated, r.copied) for r in p.reallocations] == [(0, 16, 0)]
