@@ -60,7 +60,7 @@ def test_a_bpf_k_jumps_src_field_is_not_a_register_read(jop):
 
 
 def test_a_jump_may_land_on_the_patch_end_but_not_past_it():
-    """check_patch: a jump's target is i + 1 + off (kernel/bpf/core.c@6.1.192:1921-1922 JMP_JA:
+    """check_patch: a jump's target is i + 1 + off (kernel/bpf/core.c@6.1.192:1942-1943 JMP_JA:
     insn += insn->off, after the insn++ of the dispatch); the end of the patch (n) is where
     the patched call continues, n + 1 is outside."""
     mov = B.BPF_MOV64_IMM(0, 1)

@@ -65,9 +65,10 @@ TESTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("xdplab/kernel/xdp.py", ("test_delivery.py",)),
     ("xdplab/kernel/skb.py", ("test_delivery.py", "test_mutants_xdp.py")),
     ("xdplab/kernel/loader.py", ("test_loader.py",)),
-    ("xdplab/kernel/driver.py", ("test_drivers.py", "test_batch.py", "test_oracles.py")),
-    ("xdplab/drivers/*.py", ("test_oracles.py", "test_drivers.py", "test_layouts.py", "test_fields.py",
-                             "test_mlx5.py", "test_batch.py", "test_mutants_drivers.py")),
+    ("xdplab/kernel/driver.py", ("test_drivers.py", "test_batch.py", "test_oracles.py", "test_fields.py")),
+    ("xdplab/drivers/*.py", ("test_oracles.py", "test_field_oracles.py", "test_drivers.py", "test_layouts.py",
+                             "test_op_counts.py", "test_fields.py", "test_mlx5.py", "test_batch.py",
+                             "test_mutants_drivers.py")),
     ("xdplab/clocks.py", ("test_clocks.py", "test_oracles.py")),
     ("xdplab/cost.py", ("test_cost.py",)),
 )
@@ -101,7 +102,8 @@ def kill_kind(output: str) -> tuple[str, str]:
     """Which test killed a mutant, and how: ``assert`` (an assertion failed: a plain assert,
     ``pytest.raises`` that did not raise, numpy/pandas ``assert_*``), ``crash`` (any other exception:
     the test would have failed without its assertions), ``timeout``, or ``other`` (collection or
-    import error).  Read from pytest's short summary (``-rfE``, on by default)."""
+    import error).  Read from pytest's short summary (``-rfE``, on by default), which shows a
+    failed plain ``assert`` (rewritten by pytest) as ``- assert <expression>``, not its type."""
     if output.strip() == "timeout":
         return "", "timeout"
     m = _FAILED.search(output)
@@ -110,9 +112,51 @@ def kill_kind(output: str) -> tuple[str, str]:
     node, exc = m.group(1), (m.group(2) or "")
     if m.group(0).startswith("ERROR"):
         return node, "other"
-    if exc.split(".")[-1] in ("AssertionError", "Failed"):
+    if exc == "assert" or exc.split(".")[-1] in ("AssertionError", "Failed"):
         return node, "assert"
     return node, "crash"
+
+
+def killed_entry(line: int, operator_name: str, kind: str, by: str) -> str:
+    """One entry of a module's `killed_mutants`: `"<line>:<operator> <kind> <test node>"`, the
+    operator without cosmic-ray's `core/` prefix; `kind` and `by` as returned by `kill_kind`."""
+    return f"{line}:{operator_name.split('/')[-1]} {kind} {by}"
+
+
+def parse_killed_entry(entry: str) -> tuple[int, str, str, str]:
+    """(line, operator, kind, killing test node) of a `killed_mutants` entry (`killed_entry`).
+    Files written before the kind and the test were recorded hold `"<line>:<operator>"` only:
+    kind and node are then "" (as they are for a timeout)."""
+    head, _, rest = entry.strip().partition(" ")
+    line, sep, operator = head.partition(":")
+    if not sep or not line.isdigit() or not operator:
+        raise ValueError(f"killed_mutants entry {entry!r}: expected '<line>:<operator> <kind> <test>'")
+    kind, _, node = rest.partition(" ")
+    return int(line), operator, kind, node.strip()
+
+
+def items_by_module(db, module_paths: list[Path]) -> dict[str, list]:
+    """cosmic-ray's mutants (work items) of each module, keyed by the module path as given (POSIX),
+    in a stable order (operator, occurrence): `sample` draws from this order with a seed."""
+    from cosmic_ray.commands.init import init as cr_init
+    cr_init(module_paths, db, {})
+    items: dict[str, list] = defaultdict(list)
+    for item in db.pending_work_items:
+        items[item.mutations[0].module_path.as_posix()].append(item)
+    for lst in items.values():
+        lst.sort(key=lambda it: (it.mutations[0].operator_name, it.mutations[0].occurrence))
+    return items
+
+
+def find_by_line(items, line: int, operator: str) -> list:
+    """The mutants in `items` (one module's, from `items_by_module`) at source line `line` made by
+    `operator` (cosmic-ray's name, with or without its `core/` prefix), by occurrence.  A
+    `killed_mutants` entry names only line and operator, and one line may hold several such
+    mutants (two numbers, two comparisons): the caller decides among them."""
+    short = operator.split("/")[-1]
+    found = [it for it in items if it.mutations[0].start_pos[0] == line
+             and it.mutations[0].operator_name.split("/")[-1] == short]
+    return sorted(found, key=lambda it: it.mutations[0].occurrence)
 
 
 def _annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
@@ -193,14 +237,15 @@ def _git(*args: str) -> str:
         return ""
 
 
-def make_copy(workdir: Path) -> Path:
+def make_copy(workdir: Path, root: Path = ROOT) -> Path:
     """Snapshot the working tree (sources, tests, data) into `workdir/<name>`.
 
     The project's read-only neighbour `../shared` (the conformance suite, the RFC patches) is
-    linked beside the copy, where the tests look for it."""
-    tree = workdir / ROOT.name
-    shutil.copytree(ROOT, tree, ignore=_COPY_IGNORE, symlinks=True)
-    shared = ROOT.parent / "shared"
+    linked beside the copy, where the tests look for it.  `root` is another tree to copy (the
+    tests of tools/assert_check.py use a tiny synthetic project)."""
+    tree = workdir / root.name
+    shutil.copytree(root, tree, ignore=_COPY_IGNORE, symlinks=True)
+    shared = root.parent / "shared"
     if shared.is_dir() and not (workdir / "shared").exists():
         (workdir / "shared").symlink_to(shared)
     return tree
@@ -231,7 +276,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
 
-    from cosmic_ray.commands.init import init as cr_init
     from cosmic_ray.mutating import mutate_and_test, mutate_code
     from cosmic_ray.plugins import get_operator
     from cosmic_ray.work_db import WorkDB, use_db
@@ -267,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a killed `make mutate`) unwinds like Ctrl-C, so the scratch copy is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.chdir(tree)    # cosmic-ray runs the test command in the current directory
+    # pytest fits its short summary to the terminal (80 columns in a pipe) and drops the exception
+    # of a long (parametrised) node id, which `kill_kind` reads: give it room.
+    os.environ["COLUMNS"] = "1000"
     modules: dict[str, dict] = {}
     survivors: list[dict] = []
     rerun_found: dict[str, str] = {}     # diff key of a listed survivor -> killed/survived/stale
@@ -281,12 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                 wanted[s["module"]].append(s)
             plan = [(m, t) for m, t in plan if m in wanted]
         with use_db(str(workdir / "session.sqlite"), WorkDB.Mode.create) as db:
-            cr_init([Path(m) for m, _ in plan], db, {})
-            items_by_mod: dict[str, list] = defaultdict(list)
-            for item in db.pending_work_items:
-                items_by_mod[item.mutations[0].module_path.as_posix()].append(item)
-            for lst in items_by_mod.values():
-                lst.sort(key=lambda it: (it.mutations[0].operator_name, it.mutations[0].occurrence))
+            items_by_mod = items_by_module(db, [Path(m) for m, _ in plan])
 
             for mod, tests in plan:
                 source = (tree / mod).read_text()
@@ -343,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
                         rerun_found[key] = "killed"
                         by, kind = kill_kind(res.output or "")
                         entry.setdefault("killed_mutants", []).append(
-                            f"{m.start_pos[0]}:{m.operator_name.split('/')[-1]} {kind} {by}")
+                            killed_entry(m.start_pos[0], m.operator_name, kind, by))
                         counts[f"kill_{kind}"] += 1
                         if kind == "timeout":
                             counts["timeout"] += 1
