@@ -52,3 +52,17 @@ def test_a_forward_jump_may_reach_s16_max_exactly_and_no_further():
     assert new[0].off == 32767 == (1 << 15) - 1
     with pytest.raises(BpfVerifyError, match="cannot be patched due to 16-bit range"):
         patch_insn_single(_forward(32765), 1, PATCH)
+
+
+def test_a_bpf_to_bpf_call_over_the_patch_gets_its_imm_moved():
+    """bpf_adj_branches (kernel/bpf/core.c@6.1.192:394-441) moves a BPF_PSEUDO_CALL's imm like
+    a jump offset (:429-433: a BPF_CALL whose ``src_reg`` is BPF_PSEUDO_CALL goes to
+    bpf_adj_delta_to_imm); helper and
+    kfunc calls keep theirs.  Slot 0 calls the function at slot 3 (imm 2); patching slot 1 with
+    3 instructions (delta 2) moves the function to slot 5: imm 4."""
+    call = B.Insn(0x85, 0, 1, 0, 2)                    # call pc+2 (BPF_PSEUDO_CALL)
+    helper = B.Insn(0x85, 0, 0, 0, 7)                  # call helper 7
+    prog = Program((call, NOP, B.BPF_EXIT_INSN(), B.BPF_MOV64_IMM(0, 0), helper, B.BPF_EXIT_INSN()))
+    new = patch_insn_single(prog, 1, PATCH)
+    assert (new[0].src, new[0].imm) == (1, 4)
+    assert new[len(new) - 2].imm == 7                  # the helper call is not moved

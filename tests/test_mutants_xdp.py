@@ -105,3 +105,20 @@ def test_adjust_meta_length_must_be_a_multiple_of_4_and_at_most_32(metalen, expe
     rets, metas = adjust_meta_result(np.array([data] * 2), np.array([data] * 2), np.array([hard] * 2),
                                      np.array([-metalen, -4]), 32)
     assert rets.tolist() == [expect, 0] and metas.tolist() == [data - metalen, data - 4]
+
+
+@pytest.mark.parametrize("build_seed", range(6))
+def test_the_import_reads_a_u32_magic_whatever_the_padding_holds(build_seed):
+    """struct xdp_to_skb_metadata (06/14) is { u32 magic; u64 rx_timestamp; } (16 bytes with
+    4 of padding, which export never writes: the data_meta area keeps whatever was there).
+    skb_metadata_import_from_xdp compares the u32 ``magic`` only (06/14:222-243), so garbage
+    in the padding, before or after the magic depending on the build's randstruct order, must
+    not matter.  By hand: the stamp 0x1122334455667788 lands in skb->hwtstamp."""
+    from xdplab.kernel.boot import Boot, KernelBuild
+    from xdplab.kernel.skb import skb_metadata_set
+    boot = Boot.of(KernelBuild(seed=build_seed), boot_seed=3)
+    lay = boot.xdp_to_skb_metadata
+    meta = bytearray(b"\xAA" * 16)                      # the padding: garbage
+    meta[lay.offsetof("magic"):lay.offsetof("magic") + 4] = boot.xdp_metadata_magic.to_bytes(4, "little")
+    meta[lay.offsetof("rx_timestamp"):lay.offsetof("rx_timestamp") + 8] = (0x1122334455667788).to_bytes(8, "little")
+    assert skb_metadata_set(Skb(b"\x00" * 64), bytes(meta), boot).hwtstamp == 0x1122334455667788
