@@ -175,15 +175,17 @@ def test_batch_equals_scalar_for_each_driver_option(driver, options):
     """Driver options change the routines and the memory they read (a defect's wide loads read
     past the descriptor, a garbage copy tail points anywhere): both engines must agree there too."""
     rng = random.Random(f"{driver}-{options}")
-    for variant in ("rfc-v2-posted",) if "defects" in options else ("fixed", "rfc-v2-posted"):
-        lab = xdplab.Lab(driver, variant=variant, design="rfc-v2", driver_options=options, seed=rng.randrange(100))
+    runs = [(v, d) for v in (("rfc-v2-posted",) if "defects" in options else ("fixed", "rfc-v2-posted"))
+            for d in ("rfc-v2", "patch-v3", "merged")]
+    for variant, design in runs:
+        lab = xdplab.Lab(driver, variant=variant, design=design, driver_options=options, seed=rng.randrange(100))
         kw = dict(path="af_xdp", assume_meta_support=True, **random_trace(rng))
         lanes = lab.run(70, engine="batch", **kw)
         assert_same(lab.run(70, engine="scalar", **kw), lanes)
         # lanes that fault are handed to the scalar routine (it raises as on the scalar engine);
         # every other lane is served by the lane forms, a NULL skb or rxcmp1 included
         faulted = lanes.reason.astype(str).str.startswith("BpfExecuteError").sum()
-        assert (lanes.attrs["lane_scalar_calls"] == 0) == (faulted == 0), (variant, faulted)
+        assert (lanes.attrs["lane_scalar_calls"] == 0) == (faulted == 0), (variant, design, faulted)
 
 
 @pytest.mark.parametrize("driver", xdplab.drivers.names())

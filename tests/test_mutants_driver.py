@@ -56,3 +56,16 @@ def test_a_wrapper_field_inside_the_xdp_buff_is_refused():
     with pytest.raises(ValueError, match=r"w\.skb at 48 overlaps the xdp_buff at 0\.\.56"):
         wrapper_layout("w", 64, "test", skb=(48, 8))
     assert wrapper_layout("w", 64, "test", skb=(56, 8)).offsetof("skb") == 56
+
+
+def test_a_routine_that_only_returns_a_constant_costs_one_mov():
+    """``*_supported`` as C (``return true``) and the generic defaults (02/14: ``return
+    -EOPNOTSUPP``, ``return 0``): the body is one ``r0 = imm`` (the ret is the call's, priced by
+    ``direct_call_ns``), so their OpCost is one alu64 and nothing else."""
+    from xdplab.kernel.driver import supported_routine
+    from xdplab.kernel.kfuncs import MERGED, RFC_V2
+    from xdplab.kernel.loader import default_routine
+    from xdplab.kernel.symbols import OpCost
+    routines = [supported_routine(n) for n in drivers.names()]
+    routines += [default_routine(s) for s in (*RFC_V2.specs, *MERGED.specs)]
+    assert [(r.name, r.cost) for r in routines] == [(r.name, OpCost(insns={"alu64": 1})) for r in routines]

@@ -67,7 +67,8 @@ TESTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("xdplab/kernel/skb.py", ("test_delivery.py", "test_mutants_xdp.py", "test_batch.py")),
     ("xdplab/kernel/loader.py", ("test_loader.py", "test_drivers.py", "test_objects.py", "test_annotate.py",
                                  "test_cli.py")),
-    ("xdplab/kernel/driver.py", ("test_drivers.py", "test_batch.py", "test_oracles.py", "test_fields.py")),
+    ("xdplab/kernel/driver.py", ("test_drivers.py", "test_mutants_drivers.py", "test_batch.py", "test_oracles.py",
+                                 "test_fields.py", "test_op_counts.py")),
     ("xdplab/drivers/*.py", ("test_oracles.py", "test_field_oracles.py", "test_drivers.py", "test_layouts.py",
                              "test_op_counts.py", "test_fields.py", "test_mlx5.py", "test_batch.py",
                              "test_mutants_drivers.py")),
@@ -274,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", help="scratch dir (default: a new temp dir, removed at the end)")
     ap.add_argument("--rerun-survivors", action="store_true",
                     help="re-run only the survivors listed in --out and update their outcome")
+    ap.add_argument("--open-only", action="store_true",
+                    help="with --rerun-survivors: only the survivors whose status is still 'open'")
     ap.add_argument("--list", action="store_true", help="print modules and test files, then exit")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -328,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         wanted: dict[str, list[dict]] = defaultdict(list)
         if args.rerun_survivors:
             for s in previous["survivors"]:
-                wanted[s["module"]].append(s)
+                if not args.open_only or s.get("status", "open") == "open":
+                    wanted[s["module"]].append(s)
             plan = [(m, t) for m, t in plan if m in wanted]
         with use_db(str(workdir / "session.sqlite"), WorkDB.Mode.create) as db:
             items_by_mod = items_by_module(db, [Path(m) for m, _ in plan])

@@ -140,7 +140,6 @@ class LaneQueue:
                                        int_arg(args[1].astype(np.int64)), META_MAX_RFC_ERA)
         good = ret == 0
         words[lanes[good], XDP_BUFF.offsetof("data_meta") // 8] = meta[good].astype(U64)
-        st.kinds[lanes] |= st.kind_bit["wrapper"]
         self.adjust[lanes], self.adjust_called[lanes] = ret, True
         return ret.astype(np.int64).view(U64)
 

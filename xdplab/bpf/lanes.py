@@ -125,15 +125,17 @@ class LaneState:
             which[inside & (which < 0)] = k
         return which
 
-    def _uniform_column(self, lanes: Lanes, addr: U64Array, size: int) -> U64Array | None:
+    def _uniform_column(self, lanes: Lanes, addr: U64Array, size: int, *, mark: bool = True) -> U64Array | None:
         """The common case: one address for every lane (the ctx, a shared pointer) inside one
-        region's stored part: read it as a column.  None when the lanes' addresses differ."""
+        region's stored part: read it as a column.  None when the lanes' addresses differ.
+        ``mark``: count the region kind as touched (the program's own loads, not a routine's)."""
         if not (len(addr) and addr[0] == addr[-1] and bool((addr == addr[0]).all())):
             return None
         a = int(addr[0])
         for r in self.space.regions:
             if r.base + r.stored_from <= a <= r.base + r.size - size:
-                self._mark(lanes, r.kind)
+                if mark:
+                    self._mark(lanes, r.kind)
                 return self._column(r, lanes, a - r.base, size)
         return None
 
@@ -254,8 +256,10 @@ class LaneState:
     def helper_read(self, lanes: Lanes, addr: U64Array, size: int) -> tuple[U64Array, Mask]:
         """A vector helper's loads: (values, ok).  Lanes whose address is in no region get
         ``ok`` False and no error: the helper hands them to its scalar version, which raises
-        exactly as on the scalar machine."""
-        column = self._uniform_column(lanes, addr, size)
+        exactly as on the scalar machine.  A routine's memory touches are not counted here:
+        the cost model prices them from its declared OpCost, on both engines (the scalar
+        machine counts only the program's own loads and stores)."""
+        column = self._uniform_column(lanes, addr, size, mark=False)
         if column is not None:
             return column, np.ones(len(lanes), bool)
         which = self._locate(lanes, addr, size)
@@ -264,7 +268,6 @@ class LaneState:
             r = self.space.regions[int(k)]
             sel = np.nonzero(which == k)[0]
             out[sel] = self._gather(r, lanes[sel], (addr[sel] - U64(r.base)).astype(np.int64), size)
-            self._mark(lanes[sel], r.kind)
         return out, which >= 0
 
     def helper_write(self, lanes: Lanes, addr: U64Array, size: int, value: U64Array) -> Mask:
@@ -280,7 +283,6 @@ class LaneState:
             stored = offs >= r.stored_from
             sel, offs = sel[stored], offs[stored]
             self._scatter(r, lanes[sel], offs, size, value[sel])
-            self._mark(lanes[sel], r.kind)
             ok[sel] = True
         return ok
 
@@ -325,7 +327,6 @@ class LaneState:
         for i in range(size):
             o = off + i - r.stored_from
             out[i] = int(r.data[row, o]) if o >= 0 else 0
-        self.kinds[lane] |= self.kind_bit[r.kind]
         return bytes(out)
 
     def lane_write(self, lane: int, addr: int, data: bytes, index: int) -> None:
@@ -335,7 +336,6 @@ class LaneState:
                                   index)
         r, off = found
         r.data[lane, off - r.stored_from:off - r.stored_from + len(data)] = np.frombuffer(data, np.uint8)
-        self.kinds[lane] |= self.kind_bit[r.kind]
 
 
 def lanes_applicable(program: Program) -> str | None:
