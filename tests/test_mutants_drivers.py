@@ -110,3 +110,32 @@ def test_veth_clears_the_whole_tci_when_there_is_no_tag():
     rx.receive(0, 10**9, 64)                     # an untagged frame on the skb path
     r0 = run_in(loaded.xlated, k.memory.space, rx.wrapper.base, env=loaded.env()).r0
     assert r0 >> 32 == (-61) & 0xFFFFFFFF and r0 & 0xFFFF_FFFF == 0
+
+
+def test_bnxt_phc_time_is_48_bits():
+    """bnxt's PHC counts 48 bits of ns (bnxt_ptp.c@6.1.192:850-852: cc.mask =
+    CYCLECOUNTER_MASK(48); BNXT_HI_TIMER_MASK, bnxt_ptp.h@6.1.192:21): 2^47 + 5 is kept whole,
+    2^48 + 5 wraps to 5."""
+    from xdplab.drivers.bnxt import BnxtClock
+    assert BnxtClock.default(offset_ns=2**47 + 5).hw_time_ns(0) == 2**47 + 5
+    assert BnxtClock.default(offset_ns=2**48 + 5).hw_time_ns(0) == 5
+
+
+@pytest.mark.parametrize("pad", [0, 64, 128, 192, 448])
+def test_the_bnxt_helper_finds_the_ptp_fields_wherever_the_struct_sits(pad):
+    """The helper reads bp->ptp_cfg's fields at base + offset (the offsets gcc gives struct
+    bnxt_ptp_cfg, data/kernel-layouts.json) whatever the struct's address: a 64-byte-aligned
+    allocation (kmalloc's minimum) lands at a different base for each padding allocated
+    before it.  Vector by hand (tests/test_oracles.py): old_time 0x1234_5678_9ABC, stamp
+    0x9ABC_DEF0 -> cycles 0x1234_9ABC_DEF0; cycle_last C, nsec N, mult 1: N + (ts - C)."""
+    from tests.test_oracles import bnxt_completion, loaded_timestamp_program
+    from xdplab.clocks import Timecounter
+    from xdplab.drivers import bnxt
+    k, call = loaded_timestamp_program(bnxt.Bnxt())
+    if pad:
+        k.memory.alloc("padding", pad)
+    hw = bnxt.BnxtRxHw(k.memory)
+    c, n = 0x1234_0000_0000, 5 * 10**18
+    hw.set_ptp(0x1234_5678_9ABC, Timecounter(mult=1, shift=0, mask=2**48 - 1, cycle_last=c, nsec=n))
+    cmp, ext = bnxt_completion(0x9ABC_DEF0)
+    assert call(hw.receive(0, cmp, ext)) == n + 0x9ABC_DEF0
