@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test bench clean mutate
+.PHONY: lab test bench clean mutate assert-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ MUTATE_SAMPLE ?= 10
 MUTATE_ARGS ?=
 mutate: $(STAMP)
 	nice -n 10 $(PY) tools/mutate.py --sample $(MUTATE_SAMPLE) $(MUTATE_ARGS)
+
+# Do the kills depend on the tests' assertions?  Re-runs ASSERT_SAMPLE killed mutants of the
+# mutation file with the killing test's assertions neutralised (tools/assert_check.py).
+ASSERT_SAMPLE ?= 20
+assert-check: $(STAMP)
+	nice -n 10 $(PY) tools/assert_check.py --sample $(ASSERT_SAMPLE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
