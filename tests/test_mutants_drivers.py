@@ -139,3 +139,14 @@ def test_the_bnxt_helper_finds_the_ptp_fields_wherever_the_struct_sits(pad):
     hw.set_ptp(0x1234_5678_9ABC, Timecounter(mult=1, shift=0, mask=2**48 - 1, cycle_last=c, nsec=n))
     cmp, ext = bnxt_completion(0x9ABC_DEF0)
     assert call(hw.receive(0, cmp, ext)) == n + 0x9ABC_DEF0
+
+
+def test_mlx4_counts_48_bits_of_cycles():
+    """mlx4's free-running counter is 48 bits wide (en_clock.c@6.1.192:279: mdev->cycles.mask =
+    CLOCKSOURCE_MASK(48); the CQE carries hi 32 + lo 16 bits): starting at 2^47 + 5 cycles it
+    reads 2^47 + 5 at t = 0, and it wraps at 2^48."""
+    from xdplab.drivers.mlx4 import Mlx4Clock
+    assert Mlx4Clock.default(cycles0=2**47 + 5).cycles(0) == 2**47 + 5
+    assert Mlx4Clock.default(cycles0=2**48 - 1).cycles(0) == 2**48 - 1
+    import numpy as np
+    assert Mlx4Clock.default(cycles0=2**48 + 5).cycles(np.array([0], np.int64)).tolist() == [5]
