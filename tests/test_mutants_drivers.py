@@ -150,3 +150,36 @@ def test_mlx4_counts_48_bits_of_cycles():
     assert Mlx4Clock.default(cycles0=2**48 - 1).cycles(0) == 2**48 - 1
     import numpy as np
     assert Mlx4Clock.default(cycles0=2**48 + 5).cycles(np.array([0], np.int64)).tolist() == [5]
+
+
+def test_mlx5_counts_41_bits_of_cycles():
+    """mlx5's free-running counter is 41 bits wide (lib/clock.c@6.1.192:882: cycles.mask =
+    CLOCKSOURCE_MASK(41)): 2^41 - 1 is kept, 2^41 + 5 wraps to 5."""
+    import numpy as np
+
+    from xdplab.clocks import Phc
+    from xdplab.drivers.mlx5 import Mlx5Clock
+    assert Mlx5Clock(False, Phc(), cycles0=2**41 - 1).cycles(0) == 2**41 - 1
+    assert Mlx5Clock(False, Phc(), cycles0=2**41 + 5).cycles(np.array([0], np.int64)).tolist() == [5]
+
+
+@pytest.mark.parametrize("rq,cqe", [(True, False), (False, True), (False, False)])
+def test_mlx5_timestamp_without_rq_or_cqe_is_enodata(rq, cqe):
+    """MODEL: the wrapper's rq and cqe are always set on the kernel's RX path; xdplab answers a
+    NULL one (either) with -ENODATA (61) rather than dereferencing it."""
+    from xdplab.bpf.machine import CallContext, Machine
+    from xdplab.bpf import assemble, Env
+    from xdplab.drivers import mlx5
+    from xdplab.kernel.kernel import Kernel
+    k = Kernel(seed=0)
+    rx = drivers.get("mlx5").rx_path(k.memory, RxSettings())
+    rx.receive(0, 10**9, 64)
+    w = rx.wrapper.base
+    region = k.memory.space.find(w, 8)
+    for name, keep in (("rq", rq), ("cqe", cqe)):
+        if not keep:
+            at = w - region.base + mlx5.MLX5E_XDP_BUFF.offsetof(name)
+            region.data[at:at + 8] = bytes(8)
+    out = k.memory.alloc("out", 8)
+    ctx = CallContext(Machine(assemble("exit"), k.memory.space, Env(), 10), 0)
+    assert mlx5._xmo_rx_timestamp(ctx, w, out.base, 0, 0, 0) == (-61) & (2**64 - 1)
