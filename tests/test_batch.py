@@ -166,6 +166,8 @@ DRIVER_OPTIONS = [
     # bnxt: the by-value copy's stack tail, zero (no timestamp) and garbage (a fault)
     ("bnxt", {"copy_tail": bytes(24)}), ("bnxt", {"copy_tail": bytes(range(1, 25))}),
     ("mlx5", {"real_time": True}), ("veth", {"xdp_frame": True}),
+    # the hwtstamp rx_filter NONE: no stamp in the CQE
+    ("mlx5", {"filter_all": False}), ("mlx4", {"filter_all": False}),
 ]
 
 

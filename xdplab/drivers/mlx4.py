@@ -271,6 +271,11 @@ class Mlx4(Driver):
     source = "drivers/net/ethernet/mellanox/mlx4 (RFC v2 11/14, 12/14)"
     meta_valid = False      # kernel-facts §6.3: xdp_prepare_buff(..., false) in the RFC's era
 
+    def __init__(self, filter_all: bool = True) -> None:
+        """``filter_all``: the ring's hwtstamp rx_filter is HWTSTAMP_FILTER_ALL (SIOCSHWTSTAMP);
+        False: FILTER_NONE, the CQEs carry no stamp and the wrapper's cqe stays NULL (12/14)."""
+        self.filter_all = filter_all
+
     def struct_pointers(self) -> Mapping[tuple[str, str], StructLayout]:
         return MappingProxyType({("mlx4_xdp_buff", "cqe"): MLX4_TS_CQE, ("mlx4_xdp_buff", "mdev"): MLX4_EN_DEV})
 
@@ -282,10 +287,10 @@ class Mlx4(Driver):
         return Mlx4Clock(m.freq_hz, m.start_ns, overflow, m.ppb, m.cycles0)
 
     def rx_path(self, mem: KernelMemory, settings: RxSettings) -> "Mlx4Rx":
-        return Mlx4Rx(mem, self.clock(settings), settings.variant)
+        return Mlx4Rx(mem, self.clock(settings), settings.variant, filter_all=self.filter_all)
 
     def lane_rx(self, settings: RxSettings) -> "Mlx4LaneRx":
-        return Mlx4LaneRx(self.clock(settings))
+        return Mlx4LaneRx(self.clock(settings), filter_all=self.filter_all)
 
     def helper(self, variant: str) -> KernelFunction:
         return HELPER_POSTED if variant == "rfc-v2-posted" else HELPER_FIXED

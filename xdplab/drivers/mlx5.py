@@ -396,8 +396,11 @@ class Mlx5(Driver):
     meta_valid = True            # en_rx.c@6.1.192:1527: xdp_prepare_buff(xdp, va, headroom, len, true)
     merged_ops = MappingProxyType({"rx_timestamp": (6, 3), "rx_hash": (6, 3), "rx_vlan_tag": (6, 8)})
 
-    def __init__(self, real_time: bool = False) -> None:
+    def __init__(self, real_time: bool = False, filter_all: bool = True) -> None:
+        """``real_time``: the RQ's CQE timestamp format; ``filter_all``: the hwtstamp rx_filter
+        is HWTSTAMP_FILTER_ALL (False: NONE, ``mlx5e_rx_hw_stamp`` is off: no stamp, -ENODATA)."""
         self.real_time = real_time
+        self.filter_all = filter_all
 
     def struct_pointers(self) -> Mapping[tuple[str, str], StructLayout]:
         return MappingProxyType({("mlx5e_xdp_buff", "cqe"): MLX5_CQE64, ("mlx5e_xdp_buff", "rq"): MLX5E_RQ,
@@ -412,10 +415,10 @@ class Mlx5(Driver):
         return Mlx5Clock(base.real_time, base.phc, base.freq_khz, base.start_ns, base.ppb, base.cycles0, overflow)
 
     def rx_path(self, mem: KernelMemory, settings: RxSettings) -> "Mlx5Rx":
-        return Mlx5Rx(mem, self.clock(settings))
+        return Mlx5Rx(mem, self.clock(settings), filter_all=self.filter_all)
 
     def lane_rx(self, settings: RxSettings) -> "Mlx5LaneRx":
-        return Mlx5LaneRx(self.clock(settings))
+        return Mlx5LaneRx(self.clock(settings), filter_all=self.filter_all)
 
     # ---- RFC v2 pattern (MODEL) and the call designs
     def unroll_rx_timestamp(self, ctx: UnrollContext, patch: BpfPatch) -> None:
