@@ -79,3 +79,14 @@ def test_an_empty_patch_has_nothing_allocated():
     assert (p.allocated, p.capacity, p.reallocations) == (0, 0, ())
     p.append(B.BPF_MOV64_IMM(0, 1))
     assert [(r.at_len, r.allocated, r.copied) for r in p.reallocations] == [(0, 16, 0)]
+
+
+def test_a_patch_jump_is_a_frozen_value():
+    """A pending jump (instruction + label) is recorded once and resolved from its fields at the
+    end: frozen, so nothing can change it in between (house rule: frozen values)."""
+    import dataclasses
+
+    from xdplab.bpf.patch import _Jump
+    j = _Jump(B.BPF_JMP_A(0), "end")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        j.to = "elsewhere"
