@@ -32,6 +32,8 @@ def test_floor_ratio_is_exact_on_arrays_whatever_the_magnitude(t, num, den):
     (858, 30),    # 8.58e9 <= 2^33: max_mul 2^31 - 1; (2^31 - 1) * 858000 // 10^6 = 1842540969
     (859, 29),    # 8.59e9 >  2^33 (8589934592): max_mul 2^30 - 1; (2^30 - 1) * 859000 // 10^6 = 922344225
     (1, 30),      # 10^7 -> 2^24: max_mul 2^40 - 1; (2^40 - 1) * 1000 // 10^6 = 1099511627
+    (1717, 30),   # 1.717e10 <= 2^34 (17179869184): max_mul 2^30 - 1; ... // 10^6 = 1843614710
+    (1718, 29),   # 1.718e10 >  2^34: max_mul 2^29 - 1; (2^29 - 1) * 1718000 // 10^6 = 922344225
 ])
 def test_mlx4_freq_to_shift_hand_vectors(freq_mhz, shift):
     assert mlx4_freq_to_shift(freq_mhz) == shift

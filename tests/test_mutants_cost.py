@@ -93,3 +93,27 @@ def test_an_old_profile_name_warns_at_the_callers_line():
         warnings.simplefilter("always")
         profile(old)
     assert [w.filename for w in seen if w.category is DeprecationWarning] == [__file__]
+
+
+def test_btf_hints_driver_work_stores_what_the_struct_fill_writes():
+    """Under BTF hints the driver fills the hints struct in the packet headroom every frame
+    (xdplab.kernel.btf_hints.btf_hints_rows, Brouer's xdp-hints RFCv2) and moves data_meta.
+    The stores are counted from what the fill really writes: the byte ranges it sets, one
+    store per field, two adjacent u16 in one aligned u32 merged (rx_queue and vlan_tci: one
+    4-byte store); plus the data_meta store into the xdp_buff (the wrapper)."""
+    import numpy as np
+
+    from xdplab.cost import btf_hints_driver_work
+    from xdplab.kernel.btf_hints import XDP_HINTS_TIMESTAMP, btf_hints_rows
+    from xdplab.kernel.symbols import OpCost
+    rows = btf_hints_rows(rx_timestamp=np.array([0x0102030405060708]), rx_hash=np.array([0x11223344]),
+                          vlan_tci=np.array([0x0ABC]), rx_queue=np.array([3]))
+    written = [f for f, fld in XDP_HINTS_TIMESTAMP.fields.items()
+               if np.asarray(rows).reshape(-1)[fld.offset:fld.offset + fld.size].any()]
+    words = {XDP_HINTS_TIMESTAMP.fields[f].offset // 4 if XDP_HINTS_TIMESTAMP.fields[f].size < 4 else f
+             for f in written}
+    base = OpCost(insns={"ldx": 1}, touches={"clock": 1})
+    work = btf_hints_driver_work(base)
+    assert work.touches["packet"] == len(words) == 5
+    assert work.insns["stx"] == len(words) + 1
+    assert work.touches["clock"] == 1 and work.insns["ldx"] > 1        # the timestamp path kept
