@@ -139,3 +139,18 @@ def test_a_helper_write_into_a_region_stored_from_an_offset_lands_on_its_byte():
     ok = st.helper_write(np.array([1]), np.array([MEM_BASE + 10], np.uint64), 2, np.array([0xBEEF], np.uint64))
     assert ok.tolist() == [True]
     assert region.data.tolist() == [[0] * 8, [0, 0, 0xEF, 0xBE, 0, 0, 0, 0]]
+
+
+def test_lanes_in_two_regions_load_at_the_same_unaligned_offset():
+    """Lanes 0 and 2 point at region A, lanes 1 and 3 at region B (so the addresses differ and
+    each region's lanes share one offset): a 4-byte load at +3 reads bytes 3..6 of each lane's
+    own row, little-endian.  Rows: A lane k = 16k + 0..15, B lane k = 100 + 16k + 0..15."""
+    a = np.arange(64, dtype=np.uint8).reshape(4, 16)
+    b = (np.arange(64, dtype=np.uint8) + 100).reshape(4, 16)
+    space = LaneSpace(4)
+    space.add(LaneRegion("a", "a", MEM_BASE, 16, a.copy()))
+    space.add(LaneRegion("b", "b", MEM_BASE + 0x1000, 16, b.copy()))
+    r1 = [MEM_BASE, MEM_BASE + 0x1000, MEM_BASE, MEM_BASE + 0x1000]
+    res = _run("r0 = *(u32 *)(r1 + 3)\nexit", r1, space)
+    rows = [a[0], b[1], a[2], b[3]]
+    assert res.r0.tolist() == [int.from_bytes(bytes(row[3:7]), "little") for row in rows]

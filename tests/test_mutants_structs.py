@@ -44,3 +44,18 @@ def test_put_field_on_many_rows_stores_a_c_store_of_each_value():
     put_field(rows, lay, "be", np.array([0x0102, 0xABCD]), byteorder="big")
     assert rows[:, 4:6].tolist() == [[0x01, 0x02], [0xAB, 0xCD]]
     assert get_field(rows, lay, "be", byteorder="big").tolist() == [0x0102, 0xABCD]
+
+
+def test_kernel_memory_allocations_are_aligned_and_disjoint():
+    """KernelMemory.alloc places each region at the next multiple of ``align`` past the last
+    one (64 by default: a cache line, as the drivers' rings and kmalloc'd structs are), so
+    base % align == 0 and regions never overlap, whatever the sizes before."""
+    from xdplab.kernel.structs import KernelMemory
+    mem = KernelMemory()
+    regions = [(mem.alloc(f"r{i}", size, align=align), size, align)
+               for i, (size, align) in enumerate([(1, 64), (100, 64), (7, 8), (3, 4096), (64, 64), (5, 16)])]
+    for region, size, align in regions:
+        assert region.base % align == 0, (region, align)
+    spans = sorted((r.base, r.base + size) for r, size, _ in regions)
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+    assert spans[-1][0] - spans[0][0] < 1 << 20          # packed together, not scattered
