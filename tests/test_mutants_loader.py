@@ -59,3 +59,14 @@ def test_an_unrolled_kfunc_may_write_r0_and_r2_to_r5_only():
         assert check_patch((B.BPF_MOV64_IMM(reg, 7),), allowed=ALLOWED_UNROLL_REGS) == []
     for reg in (1, 6, 9):
         assert check_patch((B.BPF_MOV64_IMM(reg, 7),), allowed=ALLOWED_UNROLL_REGS) != []
+
+
+def test_the_xlated_listing_names_a_helper_call():
+    """bpftool's xlated view names helper calls (kernel/bpf/disasm.c@6.1.192 func_id_str:
+    ``bpf_`` + the __BPF_FUNC_MAPPER name); xdplab prints ``call <name>#<id>``."""
+    from xdplab.bpf import assemble
+    from xdplab.kernel.kernel import Kernel
+    loaded = Kernel(seed=0).prog_load(assemble("r2 = -8\ncall 54\nr0 = 2\nexit"))
+    lines = [loaded.format_xlated(i, insn) for i, insn in enumerate(loaded.xlated)]
+    assert lines[1] == "call bpf_xdp_adjust_meta#54"
+    assert loaded.format_original(1, loaded.original[1]) == "call bpf_xdp_adjust_meta"

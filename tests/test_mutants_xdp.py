@@ -122,3 +122,15 @@ def test_the_import_reads_a_u32_magic_whatever_the_padding_holds(build_seed):
     meta[lay.offsetof("magic"):lay.offsetof("magic") + 4] = boot.xdp_metadata_magic.to_bytes(4, "little")
     meta[lay.offsetof("rx_timestamp"):lay.offsetof("rx_timestamp") + 8] = (0x1122334455667788).to_bytes(8, "little")
     assert skb_metadata_set(Skb(b"\x00" * 64), bytes(meta), boot).hwtstamp == 0x1122334455667788
+
+
+@pytest.mark.parametrize("action,where", [(1, "dropped"), (3, "tx"), (2, "stack"), (0, "aborted"), (9, "aborted")])
+def test_each_xdp_action_is_delivered_where_the_kernel_sends_it(action, where):
+    """enum xdp_action (include/uapi/linux/bpf.h@6.1.192: ABORTED 0, DROP 1, PASS 2, TX 3,
+    REDIRECT 4): DROP frees the frame, TX sends it back out, PASS builds an skb, ABORTED and
+    an unknown action (bpf_warn_invalid_xdp_action) take the exception path.  Both engines."""
+    import xdplab
+    lab = xdplab.Lab("veth", program=assemble(f"r0 = {action}\nexit"))
+    for engine in ("scalar", "batch"):
+        df = lab.run(3, engine=engine)
+        assert df.delivered_to.astype(str).tolist() == [where] * 3, engine
