@@ -183,3 +183,21 @@ def test_mlx5_timestamp_without_rq_or_cqe_is_enodata(rq, cqe):
     out = k.memory.alloc("out", 8)
     ctx = CallContext(Machine(assemble("exit"), k.memory.space, Env(), 10), 0)
     assert mlx5._xmo_rx_timestamp(ctx, w, out.base, 0, 0, 0) == (-61) & (2**64 - 1)
+
+
+def test_veth_rx_hash_writes_exactly_the_u32_rss_type():
+    """``enum xdp_rss_hash_type *rss_type`` is 4 bytes (net/core/xdp.c's kfunc signature,
+    6.3+): the op must not touch the stack byte right after it.  The program fills that
+    byte with 0xFF, calls rx_hash, and returns PASS (2) if it is still 0xFF, DROP (1) if not;
+    both engines."""
+    import xdplab
+    from xdplab.bpf import assemble
+    from xdplab.kernel.kfuncs import MERGED
+    h = MERGED.by_name("bpf_xdp_metadata_rx_hash").btf_id
+    prog = assemble(f"r6 = -1\n*(u64 *)(r10 - 8) = r6\n*(u64 *)(r10 - 16) = r6\n"
+                    f"r2 = r10\nr2 += -16\nr3 = r10\nr3 += -8\ncall kfunc({h})\n"
+                    f"r1 = *(u8 *)(r10 - 4)\nr0 = 1\nif r1 != 0xff goto +1\nr0 = 2\nexit")
+    lab = xdplab.Lab("veth", ("rx_hash",), design="merged", program=prog)
+    for engine in ("scalar", "batch"):
+        df = lab.run(4, engine=engine, path="skb")
+        assert df.action.astype(str).tolist() == ["PASS"] * 4, engine
