@@ -32,7 +32,6 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..bpf import builders as B
-from ..bpf import opcodes as bop
 from ..bpf.lanes import Lanes, LaneState, U64Array, VectorHelper
 from ..bpf.machine import CallContext, HelperFn, IntAccess
 from ..bpf.patch import BpfPatch
@@ -45,7 +44,7 @@ from ..kernel.kfuncs import (XDP_RSS_L3_DYNHDR, XDP_RSS_L3_IPV4, XDP_RSS_L3_IPV6
 from ..kernel.structs import KernelMemory, StructLayout, get_field, layout, put_field
 from ..kernel.symbols import KernelFunction, OpCost
 from ..kernel.uapi import ENODATA
-from ..kernel.unroll_helpers import xdp_kfunc_call_preserving_r1
+from ..kernel.unroll_helpers import be32_through_ctx_pointer, xdp_kfunc_call_preserving_r1
 from ..profiles import value
 
 U64 = np.uint64
@@ -548,11 +547,7 @@ class Mlx4Fields(Mlx4):
         if kfunc.enum == "XDP_METADATA_KFUNC_RX_HASH_SUPPORTED":
             patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 1))
         elif kfunc.enum == "XDP_METADATA_KFUNC_RX_HASH":
-            patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 0),
-                         B.BPF_LDX_MEM(bop.BPF_DW, B.BPF_REG_4, B.BPF_REG_1, MLX4_XDP_BUFF.offsetof("cqe")))
-            patch.append_jump(B.BPF_JMP_IMM(bop.BPF_JEQ, B.BPF_REG_4, 0, 0), to="end")
-            patch.append(B.BPF_LDX_MEM(bop.BPF_W, B.BPF_REG_0, B.BPF_REG_4, MLX4_TS_CQE.offsetof("immed_rss_invalid")),
-                         B.BPF_ENDIAN(bop.BPF_TO_BE, B.BPF_REG_0, 32))
+            be32_through_ctx_pointer(patch, MLX4_XDP_BUFF.offsetof("cqe"), MLX4_TS_CQE.offsetof("immed_rss_invalid"))
 
     def receive_meta(self, rx: Any, index: int, flow: Any) -> None:
         slot = index % rx.hw.ncqe

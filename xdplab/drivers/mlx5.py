@@ -50,7 +50,7 @@ from ..kernel.kfuncs import (XDP_RSS_L3_IPV4, XDP_RSS_L3_IPV6, XDP_RSS_L4, XDP_R
 from ..kernel.structs import KernelMemory, StructLayout, get_field, layout, put_field
 from ..kernel.symbols import KernelFunction, OpCost
 from ..kernel.uapi import ENODATA
-from ..kernel.unroll_helpers import xdp_kfunc_call_preserving_r1
+from ..kernel.unroll_helpers import be32_through_ctx_pointer, xdp_kfunc_call_preserving_r1
 
 U64 = np.uint64
 M32 = (1 << 32) - 1
@@ -434,11 +434,7 @@ class Mlx5(Driver):
         if kfunc.enum.endswith("_SUPPORTED"):
             patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 1))
         elif kfunc.field == "rx_hash":
-            patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 0),
-                         B.BPF_LDX_MEM(op.BPF_DW, B.BPF_REG_4, B.BPF_REG_1, MLX5E_XDP_BUFF.offsetof("cqe")))
-            patch.append_jump(B.BPF_JMP_IMM(op.BPF_JEQ, B.BPF_REG_4, 0, 0), to="end")
-            patch.append(B.BPF_LDX_MEM(op.BPF_W, B.BPF_REG_0, B.BPF_REG_4, MLX5_CQE64.offsetof("rss_hash_result")),
-                         B.BPF_ENDIAN(op.BPF_TO_BE, B.BPF_REG_0, 32))
+            be32_through_ctx_pointer(patch, MLX5E_XDP_BUFF.offsetof("cqe"), MLX5_CQE64.offsetof("rss_hash_result"))
         elif kfunc.field == "rx_vlan_tag":
             r0, r3, r4 = B.BPF_REG_0, B.BPF_REG_3, B.BPF_REG_4
             patch.append(B.BPF_MOV64_IMM(r0, 0),

@@ -31,6 +31,16 @@ def xdp_kfunc_call_preserving_r1(patch: BpfPatch, r0_offset: int, kfunc_imm: int
     )
 
 
+def be32_through_ctx_pointer(patch: BpfPatch, ptr_offset: int, field_offset: int) -> None:
+    """The unrolled "``p ? be32(p->field) : 0``" (R0, R4): load the driver's pointer from the
+    wrapper at ``ptr_offset``, return 0 if it is NULL, else the big-endian u32 at
+    ``field_offset`` (MODEL: the RFC v2 pattern applied to a CQE's hash, issue 16)."""
+    patch.append(B.BPF_MOV64_IMM(B.BPF_REG_0, 0), B.BPF_LDX_MEM(op.BPF_DW, B.BPF_REG_4, B.BPF_REG_1, ptr_offset))
+    patch.append_jump(B.BPF_JMP_IMM(op.BPF_JEQ, B.BPF_REG_4, 0, 0), to=END)
+    patch.append(B.BPF_LDX_MEM(op.BPF_W, B.BPF_REG_0, B.BPF_REG_4, field_offset),
+                 B.BPF_ENDIAN(op.BPF_TO_BE, B.BPF_REG_0, 32))
+
+
 def xdp_metadata_export_to_skb(patch: BpfPatch, *, boot: Boot, variant: str,
                                unroll_rx_timestamp: Callable[[BpfPatch], None]) -> None:
     """The unrolled body of ``bpf_xdp_metadata_export_to_skb`` (R1 = ctx throughout).
