@@ -271,7 +271,8 @@ class Mlx4(Driver):
     meta_valid = False      # kernel-facts §6.3: xdp_prepare_buff(..., false) in the RFC's era
 
     def __init__(self, filter_all: bool = True) -> None:
-        """``filter_all``: the ring's hwtstamp rx_filter is HWTSTAMP_FILTER_ALL (SIOCSHWTSTAMP);
+        """``filter_all``: the ring's hwtstamp rx_filter is HWTSTAMP_FILTER_ALL (SIOCSHWTSTAMP;
+        include/uapi/linux/net_tstamp.h@6.1.192:137-140);
         False: FILTER_NONE, the CQEs carry no stamp and the wrapper's cqe stays NULL (12/14)."""
         self.filter_all = filter_all
 

@@ -398,7 +398,8 @@ class Mlx5(Driver):
 
     def __init__(self, real_time: bool = False, filter_all: bool = True) -> None:
         """``real_time``: the RQ's CQE timestamp format; ``filter_all``: the hwtstamp rx_filter
-        is HWTSTAMP_FILTER_ALL (False: NONE, ``mlx5e_rx_hw_stamp`` is off: no stamp, -ENODATA)."""
+        is HWTSTAMP_FILTER_ALL (include/uapi/linux/net_tstamp.h@6.1.192:137-140; False: NONE,
+        ``mlx5e_rx_hw_stamp`` is off: no stamp, -ENODATA)."""
         self.real_time = real_time
         self.filter_all = filter_all
 
